@@ -1,0 +1,64 @@
+/**
+ * The contract between the manager and wherever runs are recorded. The host injects an
+ * implementation; `runledger/testing` holds the conformance suite every adapter must pass.
+ */
+import type { Run, RunPatch, RunStatus } from './run.js';
+
+/** A filter and page request for {@link RunRegistry.listRuns}. All filters combine with AND. */
+export interface RunQuery {
+	/** One status, or any of several. */
+	readonly status?: RunStatus | readonly RunStatus[];
+	readonly moduleId?: string;
+	readonly itemId?: string;
+	readonly ownerId?: string;
+	/**
+	 * Most runs to return.
+	 * @default 100
+	 */
+	readonly limit?: number;
+	/** The `nextCursor` of the previous page. Opaque. */
+	readonly cursor?: string;
+}
+
+/** One page of runs, newest first. `nextCursor` is absent on the last page. */
+export interface RunPage<P = unknown, R = unknown> {
+	readonly runs: Array<Run<P, R>>;
+	readonly nextCursor?: string;
+}
+
+/** Options for {@link RunRegistry.updateRun}. */
+export interface UpdateRunOptions {
+	/** Compare-and-set: apply the patch only while the run's status is this one (or one of these). */
+	readonly ifStatus?: RunStatus | readonly RunStatus[];
+}
+
+/**
+ * Where runs are recorded. Every method is async; every run returned is a snapshot that the
+ * caller may mutate without changing what is stored.
+ */
+export interface RunRegistry {
+	/** Records a new run. Rejects with a `RunExistsError` when the id is taken. */
+	addRun(run: Run): Promise<void>;
+
+	/** The run, or `undefined` when the id is unknown. */
+	getRun(runId: string): Promise<Run | undefined>;
+
+	/**
+	 * Atomically applies `patch` and stamps `updatedAt`. Resolves `undefined` when the run is
+	 * missing or its status is not in `ifStatus`; rejects with an `IllegalTransitionError`, changing
+	 * nothing, when the patch would make an illegal status change or touch a terminal run.
+	 */
+	updateRun(runId: string, patch: RunPatch, options?: UpdateRunOptions): Promise<Run | undefined>;
+
+	/** Runs matching `query`, newest first (by `createdAt`), paged with an opaque cursor. */
+	listRuns(query?: RunQuery): Promise<RunPage>;
+
+	/** Removes a run. Resolves `true` when there was one. */
+	deleteRun(runId: string): Promise<boolean>;
+
+	/** Removes terminal runs that ended more than `maxAgeMs` ago; active runs are never removed. Resolves the count. */
+	cleanupOldRuns(maxAgeMs: number): Promise<number>;
+
+	/** Releases what the registry owns. Never closes a client the host injected. */
+	close?(): Promise<void>;
+}
