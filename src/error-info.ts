@@ -1,0 +1,53 @@
+/**
+ * Turning whatever a task threw into the serializable `{ name, message, stack?, code? }`
+ * stored on a failed run — for Error objects and for strings, null, frozen or hostile values.
+ */
+import type { RunErrorInfo } from './run.js';
+
+/** Stored messages are cut to this many characters so one failure cannot bloat the registry. */
+export const MAX_ERROR_MESSAGE_LENGTH = 4096;
+/** Stored stacks are cut to this many characters. */
+export const MAX_ERROR_STACK_LENGTH = 16_384;
+
+export function toErrorInfo(value: unknown): RunErrorInfo {
+	if (value instanceof Error || (typeof value === 'object' && value !== null && 'message' in value)) {
+		// Property reads go through getters that may throw: read each one defensively.
+		const name = read(value, 'name');
+		const message = read(value, 'message');
+		const stack = read(value, 'stack');
+		const code = read(value, 'code');
+		const info: { name: string; message: string; stack?: string; code?: string } = {
+			name: typeof name === 'string' && name !== '' ? cap(name, 200) : 'Error',
+			message: typeof message === 'string' ? cap(message, MAX_ERROR_MESSAGE_LENGTH) : safeString(message),
+		};
+		if (typeof stack === 'string') info.stack = cap(stack, MAX_ERROR_STACK_LENGTH);
+		if (typeof code === 'string' || typeof code === 'number') info.code = cap(String(code), 200);
+		return info;
+	}
+
+	if (typeof value === 'string') {
+		return { name: 'Error', message: cap(value, MAX_ERROR_MESSAGE_LENGTH) };
+	}
+
+	return { name: 'Error', message: `Task threw a non-Error value: ${safeString(value)}` };
+}
+
+function read(object: object, key: string): unknown {
+	try {
+		return (object as Record<string, unknown>)[key];
+	} catch {
+		return undefined;
+	}
+}
+
+function safeString(value: unknown): string {
+	try {
+		return cap(typeof value === 'symbol' ? value.toString() : String(value), MAX_ERROR_MESSAGE_LENGTH);
+	} catch {
+		return Object.prototype.toString.call(value);
+	}
+}
+
+function cap(text: string, max: number): string {
+	return text.length > max ? `${text.slice(0, max)}… (${text.length - max} more characters)` : text;
+}

@@ -1,0 +1,95 @@
+/**
+ * The manager's record of one run it executes, from `startTask` until the run is terminal,
+ * its function has settled and its last registry write has landed.
+ */
+import type { Queued } from './run-queue.js';
+import type { Run, RunPatch, RunPriority, RunProgress, RunStatus } from './run.js';
+import { isTerminalStatus } from './run.js';
+
+/** What a task function receives. */
+export interface TaskContext<P = unknown> {
+	readonly runId: string;
+	/** Aborts when the run is cancelled (reason: a `CancelledError`) or times out (reason: a `TimeoutError`). */
+	readonly signal: AbortSignal;
+	readonly parameters: P;
+	/**
+	 * Records progress: `percent` is clamped to 0–100; NaN and non-numbers throw a `ValidationError`.
+	 * Reports after the run has ended are ignored.
+	 */
+	reportProgress(percent: number, message?: string): void;
+}
+
+/** The work of a run: a function called with its {@link TaskContext}. */
+export type TaskFunction<P = unknown, R = unknown> = (context: TaskContext<P>) => Promise<R> | R;
+
+export class Execution implements Queued {
+	readonly runId: string;
+	readonly moduleId: string;
+	readonly itemId: string | undefined;
+	readonly priority: RunPriority;
+	readonly seq: number;
+	readonly timeoutMs: number | undefined;
+
+	/** The manager's current view of the run. Replaced on every change, never mutated: events hand it out. */
+	view: Run;
+	/** The work to do; dropped once called so that its closure can be collected. */
+	task: TaskFunction | PromiseLike<unknown> | undefined;
+
+	/** The task function was called and has not settled yet: the run holds a concurrency slot. */
+	executing = false;
+	/** Created on the first read of `ctx.signal`, or on abort. */
+	controller: AbortController | undefined;
+	timeoutTimer: NodeJS.Timeout | undefined;
+
+	/** A progress report not yet emitted and written (throttled). */
+	progress: RunProgress | undefined;
+	progressTimer: NodeJS.Timeout | undefined;
+	lastProgressAt = 0;
+
+	/** The status the registry holds, as far as this manager knows; undefined before the first write lands. */
+	stored: RunStatus | undefined;
+	/** The caller added the record before `startTask`: the first write updates it rather than adding it. */
+	adopted: boolean;
+	/** Changes not yet sent to the registry, merged in order. */
+	pending: RunPatch | undefined;
+	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
+	writing = false;
+	retryTimer: NodeJS.Timeout | undefined;
+	/** Failed attempts of the current write, for its backoff. */
+	attempts = 0;
+	/** The registry holds something this manager did not write (a cancel from elsewhere, another run's record): write no more. */
+	detached = false;
+
+	/** `waitForRun` callers, resolved once the terminal state is written. */
+	waiters: Array<(run: Run) => void> | undefined;
+
+	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean) {
+		this.runId = view.runId;
+		this.moduleId = view.moduleId;
+		this.itemId = view.itemId;
+		this.priority = view.priority;
+		this.view = view;
+		this.task = task;
+		this.seq = seq;
+		this.timeoutMs = timeoutMs;
+		this.adopted = adopted;
+	}
+
+	get isTerminal(): boolean {
+		return isTerminalStatus(this.view.status);
+	}
+
+	isWaiting(): boolean {
+		return this.view.status === 'queued';
+	}
+
+	/** Writes are pending, in flight or waiting for a retry. */
+	get isWriting(): boolean {
+		return this.writing || this.pending !== undefined || this.retryTimer !== undefined;
+	}
+
+	/** Nothing is left to do for this run: it can be forgotten. */
+	get isDone(): boolean {
+		return this.isTerminal && !this.executing && !this.isWriting;
+	}
+}

@@ -1,0 +1,42 @@
+export {
+	CancelledError,
+	IllegalTransitionError,
+	QueueFullError,
+	RegistryError,
+	RunExistsError,
+	RunNotFoundError,
+	RunledgerError,
+	ShutdownError,
+	TimeoutError,
+	ValidationError,
+	isCancelledError,
+	isRunledgerError,
+	isTimeoutError,
+} from './errors.js';
+export type { BackgroundTaskManagerEvents } from './events.js';
+export type { TaskContext, TaskFunction } from './execution.js';
+export {
+	BackgroundTaskManager,
+	type ManagerStats,
+	type ShutdownOptions,
+	type ShutdownReport,
+	type StartTaskInput,
+	type StartTaskRun,
+	type WaitAllReport,
+} from './manager.js';
+export { MemoryRunRegistry, type MemoryRunRegistryOptions } from './memory-registry.js';
+export type { BackgroundTaskManagerOptions, Logger, RetentionOptions } from './options.js';
+export type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from './registry.js';
+export {
+	RUN_PRIORITIES,
+	RunStatus,
+	isLegalTransition,
+	isRunPriority,
+	isRunStatus,
+	isTerminalStatus,
+	type Run,
+	type RunErrorInfo,
+	type RunPatch,
+	type RunPriority,
+	type RunProgress,
+} from './run.js';

@@ -1,0 +1,822 @@
+/**
+ * BackgroundTaskManager: runs task functions in-process, returns their run ids at once, and
+ * records each run's life — QUEUED → RUNNING → COMPLETED / FAILED / CANCELLED — in the
+ * injected registry.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { nanoid } from 'nanoid';
+import { toErrorInfo } from './error-info.js';
+import type { BackgroundTaskManagerEvents } from './events.js';
+import {
+	CancelledError,
+	QueueFullError,
+	RunExistsError,
+	RunNotFoundError,
+	RunledgerError,
+	ShutdownError,
+	TimeoutError,
+	ValidationError,
+} from './errors.js';
+import { Execution, type TaskContext, type TaskFunction } from './execution.js';
+import {
+	type BackgroundTaskManagerOptions,
+	type ResolvedOptions,
+	assertTimeout,
+	isValidId,
+	resolveOptions,
+} from './options.js';
+import type { RunPage, RunQuery, RunRegistry } from './registry.js';
+import { RunQueue } from './run-queue.js';
+import { RunWriter } from './run-writer.js';
+import {
+	type Run,
+	type RunPatch,
+	type RunPriority,
+	isRunPriority,
+	isTerminalStatus,
+} from './run.js';
+
+/** What `startTask` needs to create a run. */
+export interface StartTaskInput<P = unknown> {
+	/** @default a new nanoid */
+	readonly runId?: string;
+	readonly moduleId: string;
+	readonly moduleName?: string;
+	readonly itemId?: string;
+	/** @default {} */
+	readonly parameters?: P;
+	/** @default 'normal' */
+	readonly priority?: RunPriority;
+	/** Overrides the manager's `defaultTimeoutMs` for this run. */
+	readonly timeoutMs?: number;
+	readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** A run the caller already added to the registry, in status QUEUED, with an optional timeout. */
+export type StartTaskRun<P = unknown> = Run<P> & { readonly timeoutMs?: number };
+
+/** What `waitAll` reports. */
+export interface WaitAllReport {
+	/** Every task started before the call has settled and every registry write is done. */
+	readonly settled: boolean;
+	/** The runs still unsettled or unwritten when the timeout ran out. */
+	readonly pending: string[];
+}
+
+export interface ShutdownOptions {
+	/**
+	 * How long running tasks may go on before they are cancelled.
+	 * @default 10_000
+	 */
+	readonly graceMs?: number;
+	/**
+	 * How long cancelled tasks may take to unwind after their signal aborted.
+	 * @default 1000
+	 */
+	readonly abortGraceMs?: number;
+}
+
+/** What `shutdown` reports. Every run that was active when it began is in `finished` or `cancelled`. */
+export interface ShutdownReport {
+	/** Runs that ended by themselves during the grace period (completed, failed or cancelled elsewhere). */
+	readonly finished: string[];
+	/** Runs cancelled by the shutdown, queued ones included. */
+	readonly cancelled: string[];
+	/** Runs whose task function had still not settled when the shutdown returned. */
+	readonly unsettled: string[];
+	/** Runs whose last state could not be written to the registry in time. */
+	readonly unflushed: string[];
+}
+
+/** Counts of `getStats`. */
+export interface ManagerStats {
+	readonly queued: number;
+	readonly running: number;
+	/** Runs already terminal (cancelled or timed out) whose task function has not settled: each holds its slot. */
+	readonly draining: number;
+	/** Terminal counts since the manager was created. */
+	readonly completed: number;
+	readonly failed: number;
+	readonly cancelled: number;
+	/** Runs with registry writes outstanding. */
+	readonly pendingWrites: number;
+}
+
+interface Waiter {
+	// The runs still awaited; the waiter resolves when it is empty.
+	readonly pending: Set<Execution>;
+	readonly isDone: (execution: Execution) => boolean;
+	readonly resolve: () => void;
+}
+
+const SHUTDOWN_REASON = 'shutdown';
+
+export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEvents> {
+	readonly #registry: RunRegistry;
+	readonly #options: ResolvedOptions;
+	readonly #writer: RunWriter;
+	readonly #queue = new RunQueue<Execution>();
+
+	// Every run not yet done: active, draining (terminal but still executing) or with writes outstanding.
+	readonly #executions = new Map<string, Execution>();
+	// Runs QUEUED / RUNNING (not terminal) in this manager; `#queued + #running` is the active count.
+	#queued = 0;
+	#running = 0;
+	// Task functions executing, globally and per module: the slots in use. A draining run keeps its slot.
+	#executing = 0;
+	readonly #executingByModule = new Map<string, number>();
+	#draining = 0;
+	#completed = 0;
+	#failed = 0;
+	#cancelled = 0;
+	// FIFO order of started runs.
+	#seq = 0;
+	#drainScheduled = false;
+	// waitAll, flush and shutdown waits; checked on every change of a run while any exists.
+	readonly #waiters = new Set<Waiter>();
+	#shutdown: Promise<ShutdownReport> | undefined;
+	#sweepTimer: NodeJS.Timeout | undefined;
+	#sweeping = false;
+
+	constructor(registry: RunRegistry, options?: BackgroundTaskManagerOptions) {
+		super();
+		assertRegistry(registry);
+		this.#registry = registry;
+		this.#options = resolveOptions(options);
+		this.#writer = new RunWriter(registry, {
+			onWritten: (execution) => this.#onWritten(execution),
+			onConflict: (execution, stored) => this.#onConflict(execution, stored),
+			onWriteError: (error) => this.#report(error, 'A registry write failed; it will be retried'),
+		});
+
+		const { retention } = this.#options;
+		if (retention !== undefined) {
+			this.#sweepTimer = setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs);
+			// A sweep is housekeeping: it must never keep the host process alive.
+			this.#sweepTimer.unref();
+		}
+	}
+
+	/**
+	 * Starts a run of `task` and returns its id at once. The run is QUEUED until a slot is free,
+	 * then RUNNING; the task function is never called inside this call.
+	 *
+	 * `run` is either the description of a new run, or a whole QUEUED run that the caller already
+	 * added to the registry (which is then updated, not added again). `task` is a function, or a
+	 * promise that is already running: a promise is tracked as RUNNING at once, takes no slot and
+	 * cannot be aborted.
+	 *
+	 * @throws {ShutdownError} after `shutdown()` was called.
+	 * @throws {RunExistsError} when a run with this id is active in this manager.
+	 * @throws {QueueFullError} when `maxQueued` runs are already waiting.
+	 * @throws {ValidationError} for a missing `moduleId`, a bad id, priority or timeout, or a task that is neither a function nor a promise.
+	 */
+	startTask<P = unknown, R = unknown>(
+		run: StartTaskInput<P> | StartTaskRun<P>,
+		task: TaskFunction<P, R> | PromiseLike<R>,
+	): string {
+		if (this.#shutdown !== undefined) throw new ShutdownError();
+		if (typeof run !== 'object' || run === null) throw new ValidationError('run', 'an object', run);
+		const isFunction = typeof task === 'function';
+		if (!isFunction && !isThenable(task)) {
+			throw new ValidationError('task', 'a function or a promise', task);
+		}
+
+		const adopted = isWholeRun(run);
+		const view = adopted ? this.#adoptRun(run) : this.#createRun(run);
+		const timeoutMs = run.timeoutMs ?? this.#options.defaultTimeoutMs;
+		if (run.timeoutMs !== undefined) assertTimeout('run.timeoutMs', run.timeoutMs);
+		if (this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
+		if (isFunction && this.#isQueueFull()) throw new QueueFullError(this.#options.maxQueued);
+
+		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted);
+		this.#executions.set(view.runId, execution);
+		this.#queued++;
+		this.#emit('queued', view);
+		this.#writer.enqueue(execution, adopted ? {} : { status: 'queued' });
+
+		if (isFunction) {
+			this.#queue.push(execution);
+			this.#scheduleDrain();
+		} else {
+			// A promise is running already: it takes no slot and has no function to call.
+			this.#begin(execution);
+		}
+
+		return view.runId;
+	}
+
+	/**
+	 * Cancels a run. A queued run becomes CANCELLED and its function is never called; a running
+	 * one is recorded CANCELLED at once and its signal aborts with a `CancelledError` carrying
+	 * `reason` — whatever it returns or throws afterwards is discarded. A run this manager does
+	 * not execute is cancelled in the registry with a compare-and-set.
+	 *
+	 * @returns true when this call cancelled the run; false when it is unknown or already ended.
+	 */
+	async cancelTask(runId: string, reason?: string): Promise<boolean> {
+		if (typeof runId !== 'string') throw new ValidationError('runId', 'a string', runId);
+		if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'a string', reason);
+		const execution = this.#executions.get(runId);
+		if (execution !== undefined) return this.#cancel(execution, reason);
+		return this.#cancelStored(runId, reason);
+	}
+
+	/**
+	 * Cancels every queued or running run of `itemId`: those this manager executes, and those
+	 * that the registry holds as active.
+	 *
+	 * @returns how many runs this call cancelled.
+	 */
+	async cancelItemTasks(itemId: string, reason?: string): Promise<number> {
+		if (typeof itemId !== 'string') throw new ValidationError('itemId', 'a string', itemId);
+		if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'a string', reason);
+		let count = 0;
+		for (const execution of [...this.#executions.values()]) {
+			if (execution.itemId === itemId && this.#cancel(execution, reason)) count++;
+		}
+
+		let cursor: string | undefined;
+		do {
+			const page: RunPage = await this.#registry.listRuns({
+				itemId,
+				status: ['queued', 'running'],
+				limit: 100,
+				...(cursor === undefined ? {} : { cursor }),
+			});
+			for (const run of page.runs) {
+				if (!this.#executions.has(run.runId) && (await this.#cancelStored(run.runId, reason))) count++;
+			}
+
+			cursor = page.nextCursor;
+		} while (cursor !== undefined);
+
+		return count;
+	}
+
+	/**
+	 * Resolves when every task started before this call has settled — cancelled tasks still
+	 * unwinding included — and every registry write for them is done. With `timeoutMs` it
+	 * always resolves, and `pending` names what was left.
+	 */
+	async waitAll(options: { readonly timeoutMs?: number } = {}): Promise<WaitAllReport> {
+		if (options.timeoutMs !== undefined) assertTimeout('timeoutMs', options.timeoutMs);
+		const pending = await this.#waitFor(this.#executions.values(), (execution) => execution.isDone, options.timeoutMs);
+		return { settled: pending.length === 0, pending };
+	}
+
+	/** Resolves when the registry writes outstanding at the time of the call are done. */
+	async flush(): Promise<void> {
+		await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, undefined);
+	}
+
+	/**
+	 * Stops the manager: refuses new tasks, cancels queued runs, lets running ones finish for
+	 * `graceMs`, cancels the rest (reason 'shutdown') and gives them `abortGraceMs` to unwind, then
+	 * writes what is left to the registry until that deadline. Returns within about
+	 * `graceMs + abortGraceMs`. Calling it again returns the same report.
+	 */
+	shutdown(options: ShutdownOptions = {}): Promise<ShutdownReport> {
+		if (this.#shutdown === undefined) {
+			const graceMs = options.graceMs ?? 10_000;
+			const abortGraceMs = options.abortGraceMs ?? 1000;
+			assertDelay('graceMs', graceMs);
+			assertDelay('abortGraceMs', abortGraceMs);
+			this.#shutdown = this.#runShutdown(graceMs, abortGraceMs);
+		}
+
+		return this.#shutdown;
+	}
+
+	/** How many runs are queued or running in this manager. */
+	getActiveTaskCount(): number {
+		return this.#queued + this.#running;
+	}
+
+	/** The ids of the runs queued or running in this manager. */
+	getActiveTaskIds(): string[] {
+		const ids: string[] = [];
+		for (const execution of this.#executions.values()) {
+			if (!execution.isTerminal) ids.push(execution.runId);
+		}
+
+		return ids;
+	}
+
+	/** Whether the run is queued or running in this manager. */
+	isTaskActive(runId: string): boolean {
+		const execution = this.#executions.get(runId);
+		return execution !== undefined && !execution.isTerminal;
+	}
+
+	getStats(): ManagerStats {
+		return {
+			queued: this.#queued,
+			running: this.#running,
+			draining: this.#draining,
+			completed: this.#completed,
+			failed: this.#failed,
+			cancelled: this.#cancelled,
+			pendingWrites: this.#writer.size,
+		};
+	}
+
+	/** The run: this manager's own view while it holds the run, else what the registry holds. */
+	async getRun(runId: string): Promise<Run | undefined> {
+		const execution = this.#executions.get(runId);
+		if (execution !== undefined) return { ...execution.view };
+		return this.#registry.getRun(runId);
+	}
+
+	/** Lists runs from the registry (runs whose first write is still pending are not there yet). */
+	async listRuns(query?: RunQuery): Promise<RunPage> {
+		return this.#registry.listRuns(query);
+	}
+
+	/**
+	 * Resolves with the run once it is terminal and that state is written. Runs executed
+	 * elsewhere are polled in the registry.
+	 *
+	 * @throws {RunNotFoundError} when the run is unknown.
+	 * @throws {TimeoutError} when `timeoutMs` passes first.
+	 */
+	async waitForRun(runId: string, options: { readonly timeoutMs?: number } = {}): Promise<Run> {
+		if (options.timeoutMs !== undefined) assertTimeout('timeoutMs', options.timeoutMs);
+		const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+		const execution = this.#executions.get(runId);
+		if (execution !== undefined) {
+			if (execution.isTerminal && !execution.isWriting) return { ...execution.view };
+			return withTimeout(
+				new Promise<Run>((resolve) => {
+					(execution.waiters ??= []).push(resolve);
+				}),
+				options.timeoutMs,
+				() => new TimeoutError(`Run "${runId}" did not end within ${options.timeoutMs} ms`, options.timeoutMs!),
+			);
+		}
+
+		let delay = 50;
+		for (;;) {
+			const run = await this.#registry.getRun(runId);
+			if (run === undefined) throw new RunNotFoundError(runId);
+			if (isTerminalStatus(run.status)) return run;
+			const local = this.#executions.get(runId);
+			if (local !== undefined) return this.waitForRun(runId, deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
+			if (deadline !== undefined && Date.now() + delay > deadline) {
+				throw new TimeoutError(`Run "${runId}" did not end within ${options.timeoutMs} ms`, options.timeoutMs!);
+			}
+
+			await sleep(delay);
+			delay = Math.min(delay * 2, 1000);
+		}
+	}
+
+	#createRun(input: StartTaskInput<unknown>): Run {
+		const runId = input.runId ?? nanoid();
+		if (!isValidId(runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', runId);
+		if (!isValidId(input.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', input.moduleId);
+		if (input.priority !== undefined && !isRunPriority(input.priority)) {
+			throw new ValidationError('run.priority', "one of 'critical', 'high', 'normal', 'low'", input.priority);
+		}
+
+		if (input.itemId !== undefined && !isValidId(input.itemId)) throw new ValidationError('run.itemId', 'a string of 1 to 256 printable characters', input.itemId);
+		if (input.moduleName !== undefined && typeof input.moduleName !== 'string') throw new ValidationError('run.moduleName', 'a string', input.moduleName);
+		if (input.metadata !== undefined && !isPlainObject(input.metadata)) throw new ValidationError('run.metadata', 'a plain object', input.metadata);
+
+		const now = Date.now();
+		const run: Mutable<Run> = {
+			runId,
+			moduleId: input.moduleId,
+			status: 'queued',
+			priority: input.priority ?? 'normal',
+			parameters: 'parameters' in input ? input.parameters : {},
+			createdAt: now,
+			updatedAt: now,
+		};
+		if (input.moduleName !== undefined) run.moduleName = input.moduleName;
+		if (input.itemId !== undefined) run.itemId = input.itemId;
+		if (input.metadata !== undefined) run.metadata = input.metadata;
+		if (this.#options.instanceId !== undefined) run.ownerId = this.#options.instanceId;
+		return run;
+	}
+
+	#adoptRun(run: StartTaskRun<unknown>): Run {
+		if (!isValidId(run.runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', run.runId);
+		if (!isValidId(run.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', run.moduleId);
+		if (run.status !== 'queued') throw new ValidationError('run.status', "'queued' (only a queued run can be started)", run.status);
+		if (!isRunPriority(run.priority)) throw new ValidationError('run.priority', "one of 'critical', 'high', 'normal', 'low'", run.priority);
+		const { timeoutMs: _timeoutMs, ...view } = run;
+		return this.#options.instanceId === undefined ? view : { ...view, ownerId: this.#options.instanceId };
+	}
+
+	#isQueueFull(): boolean {
+		const { maxQueued, concurrency } = this.#options;
+		if (maxQueued === Number.POSITIVE_INFINITY) return false;
+		// Runs that a free slot will start in the next drain are not waiting.
+		const freeSlots = Math.max(0, concurrency - this.#executing);
+		return this.#queued >= maxQueued + freeSlots;
+	}
+
+	#scheduleDrain(): void {
+		if (this.#drainScheduled) return;
+		this.#drainScheduled = true;
+		// A microtask, so that the task function is never called inside startTask.
+		queueMicrotask(() => {
+			this.#drainScheduled = false;
+			this.#drain();
+		});
+	}
+
+	// Starts queued runs while slots are free.
+	#drain(): void {
+		const { concurrency } = this.#options;
+		while (this.#executing < concurrency && this.#shutdown === undefined) {
+			const execution = this.#queue.take((moduleId) => this.#hasModuleSlot(moduleId));
+			if (execution === undefined) return;
+			this.#begin(execution);
+		}
+	}
+
+	#hasModuleSlot(moduleId: string): boolean {
+		const limit = this.#options.concurrencyByModule.get(moduleId);
+		return limit === undefined || (this.#executingByModule.get(moduleId) ?? 0) < limit;
+	}
+
+	// QUEUED → RUNNING, then calls the task function (or follows the promise).
+	#begin(execution: Execution): void {
+		const now = Date.now();
+		this.#queued--;
+		this.#running++;
+		execution.view = { ...execution.view, status: 'running', startedAt: now, updatedAt: now };
+		this.#emit('started', execution.view);
+		const patch: RunPatch = { status: 'running', startedAt: now };
+		if (this.#options.instanceId !== undefined) patch.ownerId = this.#options.instanceId;
+		this.#writer.enqueue(execution, patch);
+
+		if (execution.timeoutMs !== undefined) {
+			// Not unref'd: a run's own timer keeps the process alive until it fires or the run ends.
+			execution.timeoutTimer = setTimeout(() => this.#timeOut(execution), execution.timeoutMs);
+		}
+
+		const task = execution.task!;
+		execution.task = undefined;
+		if (typeof task !== 'function') {
+			Promise.resolve(task).then(
+				(value) => this.#finish(execution, 'completed', value),
+				(error: unknown) => this.#finish(execution, 'failed', error),
+			);
+			return;
+		}
+
+		this.#takeSlot(execution);
+		let result: unknown;
+		try {
+			result = task(this.#contextOf(execution));
+		} catch (error) {
+			this.#settle(execution, 'failed', error);
+			return;
+		}
+
+		if (isThenable(result)) {
+			Promise.resolve(result).then(
+				(value) => this.#settle(execution, 'completed', value),
+				(error: unknown) => this.#settle(execution, 'failed', error),
+			);
+		} else {
+			this.#settle(execution, 'completed', result);
+		}
+	}
+
+	#contextOf(execution: Execution): TaskContext {
+		return {
+			runId: execution.runId,
+			parameters: execution.view.parameters,
+			get signal() {
+				return (execution.controller ??= new AbortController()).signal;
+			},
+			reportProgress: (percent: number, message?: string) => this.#reportProgress(execution, percent, message),
+		};
+	}
+
+	#takeSlot(execution: Execution): void {
+		execution.executing = true;
+		this.#executing++;
+		this.#executingByModule.set(execution.moduleId, (this.#executingByModule.get(execution.moduleId) ?? 0) + 1);
+	}
+
+	// The task function settled: its slot is free, and its outcome counts unless the run already ended.
+	#settle(execution: Execution, status: 'completed' | 'failed', outcome: unknown): void {
+		execution.executing = false;
+		this.#executing--;
+		const left = this.#executingByModule.get(execution.moduleId)! - 1;
+		if (left === 0) this.#executingByModule.delete(execution.moduleId);
+		else this.#executingByModule.set(execution.moduleId, left);
+
+		if (execution.isTerminal) {
+			this.#draining--;
+			this.#afterChange(execution);
+		} else {
+			this.#finish(execution, status, outcome);
+		}
+
+		this.#drain();
+	}
+
+	#timeOut(execution: Execution): void {
+		execution.timeoutTimer = undefined;
+		if (execution.isTerminal) return;
+		const error = new TimeoutError(`Run "${execution.runId}" timed out after ${execution.timeoutMs} ms`, execution.timeoutMs!);
+		this.#abort(execution, error);
+		this.#finish(execution, 'failed', error);
+	}
+
+	// Returns true when this call cancelled the run.
+	#cancel(execution: Execution, reason: string | undefined): boolean {
+		if (execution.isTerminal) return false;
+		const error = new CancelledError(execution.runId, reason);
+		this.#abort(execution, error);
+		this.#finish(execution, 'cancelled', error);
+		return true;
+	}
+
+	async #cancelStored(runId: string, reason: string | undefined): Promise<boolean> {
+		const now = Date.now();
+		const cancelled = await this.#registry.updateRun(
+			runId,
+			{ status: 'cancelled', completedAt: now, error: toErrorInfo(new CancelledError(runId, reason)) },
+			{ ifStatus: ['queued', 'running'] },
+		);
+		if (cancelled === undefined) return false;
+		this.#cancelled++;
+		this.#emit('cancelled', cancelled);
+		return true;
+	}
+
+	#abort(execution: Execution, reason: RunledgerError): void {
+		(execution.controller ??= new AbortController()).abort(reason);
+	}
+
+	#reportProgress(execution: Execution, percent: number, message: string | undefined): void {
+		if (typeof percent !== 'number' || Number.isNaN(percent)) {
+			throw new ValidationError('percent', 'a number from 0 to 100', percent);
+		}
+
+		if (message !== undefined && typeof message !== 'string') throw new ValidationError('message', 'a string', message);
+		if (execution.view.status !== 'running') return;
+		const clamped = Math.min(100, Math.max(0, percent));
+		execution.progress = message === undefined ? { percent: clamped } : { percent: clamped, message };
+
+		const throttle = this.#options.progressThrottleMs;
+		if (execution.progressTimer !== undefined) return;
+		const wait = execution.lastProgressAt + throttle - Date.now();
+		if (throttle === 0 || wait <= 0) {
+			this.#flushProgress(execution);
+		} else {
+			// The terminal write carries the last progress anyway: this timer need not hold the process.
+			execution.progressTimer = setTimeout(() => this.#flushProgress(execution), wait);
+			execution.progressTimer.unref();
+		}
+	}
+
+	#flushProgress(execution: Execution): void {
+		if (execution.progressTimer !== undefined) clearTimeout(execution.progressTimer);
+		execution.progressTimer = undefined;
+		const { progress } = execution;
+		if (progress === undefined || execution.isTerminal) return;
+		execution.progress = undefined;
+		const now = Date.now();
+		execution.lastProgressAt = now;
+		execution.view = { ...execution.view, progress, updatedAt: now };
+		this.#emit('progress', execution.view);
+		this.#writer.enqueue(execution, { progress });
+	}
+
+	// Moves an active run to its terminal state, once. `outcome` is the result or the error.
+	#finish(execution: Execution, status: 'completed' | 'failed' | 'cancelled', outcome: unknown): void {
+		if (execution.isTerminal) return;
+		this.#flushProgress(execution);
+		if (execution.timeoutTimer !== undefined) clearTimeout(execution.timeoutTimer);
+		execution.timeoutTimer = undefined;
+		execution.task = undefined;
+
+		const now = Date.now();
+		const patch: RunPatch = { status, completedAt: now };
+		if (status === 'completed') {
+			if (outcome !== undefined) patch.result = outcome;
+		} else {
+			patch.error = toErrorInfo(outcome);
+		}
+
+		this.#applyTerminal(execution, { ...execution.view, ...patch, updatedAt: now });
+		this.#writer.enqueue(execution, patch);
+		this.#afterChange(execution);
+	}
+
+	// Records a terminal view locally: counters, events. Writing is the caller's business.
+	#applyTerminal(execution: Execution, view: Run): void {
+		if (execution.view.status === 'queued') this.#queued--;
+		else this.#running--;
+		if (execution.executing) this.#draining++;
+		execution.view = view;
+		if (view.status === 'completed') this.#completed++;
+		else if (view.status === 'failed') this.#failed++;
+		else this.#cancelled++;
+		this.#emit(view.status as 'completed' | 'failed' | 'cancelled', view);
+	}
+
+	#onWritten(execution: Execution): void {
+		if (execution.isTerminal) this.#resolveRunWaiters(execution);
+		this.#afterChange(execution);
+	}
+
+	// The registry holds a state this manager did not write: it wins.
+	#onConflict(execution: Execution, stored: Run | undefined): void {
+		if (stored !== undefined && isTerminalStatus(stored.status) && stored.createdAt === execution.view.createdAt) {
+			if (!execution.isTerminal) {
+				this.#abort(execution, stored.status === 'cancelled' ? new CancelledError(execution.runId, stored.error?.message) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
+				this.#clearTimers(execution);
+				this.#applyTerminal(execution, stored);
+			} else {
+				execution.view = stored;
+			}
+
+			this.#options.logger.info({ runId: execution.runId, status: stored.status }, 'Run was ended elsewhere; the registry state stands');
+			return;
+		}
+
+		// The registry holds another run under this id, or none at all.
+		const error = stored === undefined
+			? new RunNotFoundError(execution.runId)
+			: new RunExistsError(execution.runId);
+		this.#report(error, stored === undefined ? 'The run vanished from the registry; its writes stop' : 'The registry holds another run with this id; this run is failed and not written');
+		if (!execution.isTerminal) {
+			this.#abort(execution, error);
+			this.#clearTimers(execution);
+			this.#applyTerminal(execution, { ...execution.view, status: 'failed', error: toErrorInfo(error), completedAt: Date.now(), updatedAt: Date.now() });
+		}
+	}
+
+	#clearTimers(execution: Execution): void {
+		if (execution.timeoutTimer !== undefined) clearTimeout(execution.timeoutTimer);
+		if (execution.progressTimer !== undefined) clearTimeout(execution.progressTimer);
+		execution.timeoutTimer = undefined;
+		execution.progressTimer = undefined;
+	}
+
+	#resolveRunWaiters(execution: Execution): void {
+		const { waiters } = execution;
+		if (waiters === undefined) return;
+		execution.waiters = undefined;
+		for (const resolve of waiters) resolve({ ...execution.view });
+	}
+
+	// Called after anything changed for a run: forgets finished runs and wakes waiters.
+	#afterChange(execution: Execution): void {
+		if (execution.isDone && this.#executions.get(execution.runId) === execution) {
+			this.#executions.delete(execution.runId);
+			// The terminal write may have been given up (conflict, shutdown): waiters still get the final view.
+			this.#resolveRunWaiters(execution);
+		}
+
+		if (this.#waiters.size === 0) return;
+		for (const waiter of this.#waiters) {
+			if (waiter.pending.has(execution) && waiter.isDone(execution)) {
+				waiter.pending.delete(execution);
+				if (waiter.pending.size === 0) waiter.resolve();
+			}
+		}
+	}
+
+	// Waits until `isDone` holds for every one of `executions`; resolves with the ids of those it does not hold for at the timeout.
+	#waitFor(executions: Iterable<Execution>, isDone: (execution: Execution) => boolean, timeoutMs: number | undefined): Promise<string[]> {
+		const pending = new Set<Execution>();
+		for (const execution of executions) if (!isDone(execution)) pending.add(execution);
+		if (pending.size === 0) return Promise.resolve([]);
+
+		return new Promise((resolve) => {
+			let timer: NodeJS.Timeout | undefined;
+			const waiter: Waiter = {
+				pending,
+				isDone,
+				resolve: () => {
+					if (timer !== undefined) clearTimeout(timer);
+					this.#waiters.delete(waiter);
+					resolve([...pending].map((execution) => execution.runId));
+				},
+			};
+			this.#waiters.add(waiter);
+			if (timeoutMs !== undefined) timer = setTimeout(waiter.resolve, timeoutMs);
+		});
+	}
+
+	async #runShutdown(graceMs: number, abortGraceMs: number): Promise<ShutdownReport> {
+		const deadline = Date.now() + graceMs + abortGraceMs;
+		const active = [...this.#executions.values()].filter((execution) => !execution.isTerminal);
+		const cancelled: string[] = [];
+
+		// Queued runs never start once shutdown has begun.
+		for (const execution of active) {
+			if (execution.view.status === 'queued' && this.#cancel(execution, SHUTDOWN_REASON)) cancelled.push(execution.runId);
+		}
+
+		await this.#waitFor(active, (execution) => execution.isTerminal, graceMs);
+		for (const execution of active) {
+			if (this.#cancel(execution, SHUTDOWN_REASON)) cancelled.push(execution.runId);
+		}
+
+		const unsettled = await this.#waitFor(this.#executions.values(), (execution) => !execution.executing, Math.max(1, deadline - Date.now()));
+		const unflushedAtDeadline = await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, Math.max(1, deadline - Date.now()));
+		const unflushed = unflushedAtDeadline.length === 0 ? [] : this.#writer.close();
+
+		if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
+		this.#sweepTimer = undefined;
+		const cancelledSet = new Set(cancelled);
+		const finished = active.filter((execution) => !cancelledSet.has(execution.runId)).map((execution) => execution.runId);
+		return { finished, cancelled, unsettled, unflushed };
+	}
+
+	async #sweep(maxAgeMs: number): Promise<void> {
+		if (this.#sweeping) return;
+		this.#sweeping = true;
+		try {
+			const removed = await this.#registry.cleanupOldRuns(maxAgeMs);
+			if (removed > 0) this.#options.logger.debug({ removed }, 'Removed old runs');
+		} catch (error) {
+			this.#report(new RunledgerError(`Retention sweep failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, code: 'ERR_REGISTRY' }), 'Retention sweep failed');
+		} finally {
+			this.#sweeping = false;
+		}
+	}
+
+	// Listeners are the host's code: a throwing one must not break the manager's bookkeeping.
+	#emit(event: 'queued' | 'started' | 'progress' | 'completed' | 'failed' | 'cancelled', run: Run): void {
+		try {
+			this.emit(event, run);
+		} catch (error) {
+			this.#report(new RunledgerError(`A "${event}" listener threw: ${error instanceof Error ? error.message : String(error)}`, { cause: error, code: 'ERR_LISTENER' }), 'An event listener threw');
+		}
+	}
+
+	#report(error: RunledgerError, message: string): void {
+		const runId = (error as { runId?: unknown }).runId;
+		this.#options.logger.error({ err: error, ...(typeof runId === 'string' ? { runId } : {}) }, message);
+		try {
+			this.emit('error', error);
+		} catch (listenerError) {
+			this.#options.logger.error({ err: listenerError }, 'An "error" listener threw');
+		}
+	}
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+	return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+function isWholeRun(run: StartTaskInput<unknown> | StartTaskRun<unknown>): run is StartTaskRun<unknown> {
+	return typeof (run as Run).status === 'string' && typeof (run as Run).createdAt === 'number';
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+	if (typeof value !== 'object' || value === null) return false;
+	const prototype = Object.getPrototypeOf(value) as unknown;
+	return prototype === Object.prototype || prototype === null;
+}
+
+function assertRegistry(registry: unknown): asserts registry is RunRegistry {
+	const methods = ['addRun', 'getRun', 'updateRun', 'listRuns', 'deleteRun', 'cleanupOldRuns'] as const;
+	if (typeof registry !== 'object' || registry === null) throw new ValidationError('registry', 'a RunRegistry', registry);
+	for (const method of methods) {
+		if (typeof (registry as Record<string, unknown>)[method] !== 'function') {
+			throw new ValidationError(`registry.${method}`, 'a function', (registry as Record<string, unknown>)[method]);
+		}
+	}
+}
+
+function assertDelay(field: string, value: unknown): void {
+	if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 2_147_483_647)) {
+		throw new ValidationError(field, 'a number of milliseconds from 0 to 2147483647', value);
+	}
+}
+
+function sleep(ms: number): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number | undefined, onTimeout: () => Error): Promise<T> {
+	if (timeoutMs === undefined) return promise;
+	return new Promise<T>((resolve, reject) => {
+		const timer = setTimeout(() => reject(onTimeout()), timeoutMs);
+		promise.then(
+			(value) => {
+				clearTimeout(timer);
+				resolve(value);
+			},
+			(error: unknown) => {
+				clearTimeout(timer);
+				reject(error);
+			},
+		);
+	});
+}

@@ -1,0 +1,182 @@
+/**
+ * Options of the {@link BackgroundTaskManager}, validated once in its constructor.
+ */
+import { ValidationError } from './errors.js';
+
+/** A pino-compatible logger. Every method takes a context object first and an optional message. */
+export interface Logger {
+	debug(object: Record<string, unknown>, message?: string): void;
+	info(object: Record<string, unknown>, message?: string): void;
+	warn(object: Record<string, unknown>, message?: string): void;
+	error(object: Record<string, unknown>, message?: string): void;
+}
+
+/** How terminal runs are swept out of the registry. */
+export interface RetentionOptions {
+	/** Terminal runs older than this (since they ended) are removed. */
+	readonly maxAgeMs: number;
+
+	/**
+	 * How often the sweep runs. Its timer is unref'd: it never keeps the process alive.
+	 * @default Math.min(maxAgeMs, 60_000)
+	 */
+	readonly sweepIntervalMs?: number;
+}
+
+export interface BackgroundTaskManagerOptions {
+	/**
+	 * How many task functions may execute at once. A cancelled or timed-out task whose function
+	 * has not settled yet keeps its slot until it does.
+	 * @default Infinity
+	 */
+	readonly concurrency?: number;
+
+	/**
+	 * Limits per `moduleId`, applied on top of `concurrency`, e.g. `{ video: 2, image: 3 }`.
+	 * A run waits QUEUED until both its module's limit and the global one allow it.
+	 * @default {}
+	 */
+	readonly concurrencyByModule?: Readonly<Record<string, number>>;
+
+	/**
+	 * How many runs may wait QUEUED; `startTask` throws a `QueueFullError` beyond it.
+	 * @default Infinity
+	 */
+	readonly maxQueued?: number;
+
+	/**
+	 * Timeout of a run that sets none itself, counted from the moment it starts RUNNING.
+	 * On expiry its signal aborts with a `TimeoutError` and the run is FAILED.
+	 * @default undefined (no timeout)
+	 */
+	readonly defaultTimeoutMs?: number;
+
+	/**
+	 * Progress reports of one run are written and emitted at most once per this interval;
+	 * the last value is always written before the run's terminal state. 0 writes every report.
+	 * @default 100
+	 */
+	readonly progressThrottleMs?: number;
+
+	/** This manager's id, recorded as `ownerId` on the runs it executes. */
+	readonly instanceId?: string;
+
+	/**
+	 * Periodic removal of old terminal runs from the registry.
+	 * @default undefined (runs are kept until the registry evicts them)
+	 */
+	readonly retention?: RetentionOptions;
+
+	/**
+	 * Where internal failures (such as a registry write that failed) are logged, besides the `error` event.
+	 * @default a silent logger
+	 */
+	readonly logger?: Logger;
+}
+
+/** The options after validation, with defaults applied. */
+export interface ResolvedOptions {
+	readonly concurrency: number;
+	readonly concurrencyByModule: ReadonlyMap<string, number>;
+	readonly maxQueued: number;
+	readonly defaultTimeoutMs: number | undefined;
+	readonly progressThrottleMs: number;
+	readonly instanceId: string | undefined;
+	readonly retention: Required<RetentionOptions> | undefined;
+	readonly logger: Logger;
+}
+
+/** setTimeout fires at once for delays above this, so longer timeouts are refused. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+const noop = (): void => {};
+const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
+
+export function resolveOptions(options: BackgroundTaskManagerOptions = {}): ResolvedOptions {
+	if (typeof options !== 'object' || options === null) {
+		throw new ValidationError('options', 'an object', options);
+	}
+
+	const concurrency = options.concurrency ?? Number.POSITIVE_INFINITY;
+	assertLimit('concurrency', concurrency);
+
+	const concurrencyByModule = new Map<string, number>();
+	if (options.concurrencyByModule !== undefined) {
+		if (typeof options.concurrencyByModule !== 'object' || options.concurrencyByModule === null) {
+			throw new ValidationError('concurrencyByModule', 'an object of module id → limit', options.concurrencyByModule);
+		}
+
+		for (const [moduleId, limit] of Object.entries(options.concurrencyByModule)) {
+			assertLimit(`concurrencyByModule.${moduleId}`, limit);
+			concurrencyByModule.set(moduleId, limit);
+		}
+	}
+
+	const maxQueued = options.maxQueued ?? Number.POSITIVE_INFINITY;
+	if (!(maxQueued === Number.POSITIVE_INFINITY || (Number.isInteger(maxQueued) && maxQueued >= 0))) {
+		throw new ValidationError('maxQueued', 'an integer ≥ 0 or Infinity', maxQueued);
+	}
+
+	if (options.defaultTimeoutMs !== undefined) {
+		assertTimeout('defaultTimeoutMs', options.defaultTimeoutMs);
+	}
+
+	const progressThrottleMs = options.progressThrottleMs ?? 100;
+	if (!(Number.isFinite(progressThrottleMs) && progressThrottleMs >= 0 && progressThrottleMs <= MAX_TIMER_MS)) {
+		throw new ValidationError('progressThrottleMs', `a number from 0 to ${MAX_TIMER_MS}`, progressThrottleMs);
+	}
+
+	if (options.instanceId !== undefined && !isValidId(options.instanceId)) {
+		throw new ValidationError('instanceId', 'a string of 1 to 256 printable characters', options.instanceId);
+	}
+
+	let retention: Required<RetentionOptions> | undefined;
+	if (options.retention !== undefined) {
+		const { maxAgeMs, sweepIntervalMs } = options.retention;
+		if (!(Number.isFinite(maxAgeMs) && maxAgeMs >= 0)) {
+			throw new ValidationError('retention.maxAgeMs', 'a finite number ≥ 0', maxAgeMs);
+		}
+
+		const interval = sweepIntervalMs ?? Math.min(Math.max(maxAgeMs, 1000), 60_000);
+		assertTimeout('retention.sweepIntervalMs', interval);
+		retention = { maxAgeMs, sweepIntervalMs: interval };
+	}
+
+	const logger = options.logger ?? silentLogger;
+	for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+		if (typeof logger[level] !== 'function') {
+			throw new ValidationError(`logger.${level}`, 'a function', logger[level]);
+		}
+	}
+
+	return {
+		concurrency,
+		concurrencyByModule,
+		maxQueued,
+		defaultTimeoutMs: options.defaultTimeoutMs,
+		progressThrottleMs,
+		instanceId: options.instanceId,
+		retention,
+		logger,
+	};
+}
+
+// Printable characters only: ids end up in URLs, log lines and Redis keys.
+const idPattern = /^[^\u0000-\u001F\u007F]{1,256}$/u;
+
+/** Whether `value` can serve as a run or instance id: 1 to 256 characters, no control characters. */
+export function isValidId(value: unknown): value is string {
+	return typeof value === 'string' && idPattern.test(value);
+}
+
+export function assertTimeout(field: string, value: unknown): asserts value is number {
+	if (!(typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_MS)) {
+		throw new ValidationError(field, `a number of milliseconds from 1 to ${MAX_TIMER_MS}`, value);
+	}
+}
+
+function assertLimit(field: string, value: unknown): void {
+	if (!(value === Number.POSITIVE_INFINITY || (typeof value === 'number' && Number.isInteger(value) && value >= 1))) {
+		throw new ValidationError(field, 'an integer ≥ 1 or Infinity', value);
+	}
+}

@@ -1,0 +1,179 @@
+/**
+ * Sends a manager's changes to its registry: one write at a time per run and in order,
+ * changes that pile up while a write is in flight merged into the next one, every update a
+ * compare-and-set against the status this manager last stored, failures retried with backoff.
+ */
+import type { Execution } from './execution.js';
+import { RegistryError } from './errors.js';
+import type { RunRegistry } from './registry.js';
+import type { Run, RunPatch } from './run.js';
+
+export interface RunWriterHost {
+	/** Every change of `execution` is written, or will never be (see `detached`). */
+	onWritten(execution: Execution): void;
+	/** The registry holds something else than this manager wrote: `stored`, or nothing. No more writes follow. */
+	onConflict(execution: Execution, stored: Run | undefined): void;
+	/** A write failed and will be retried. */
+	onWriteError(error: RegistryError): void;
+}
+
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+export class RunWriter {
+	readonly #registry: RunRegistry;
+	readonly #host: RunWriterHost;
+	// Runs whose writes are pending, in flight or awaiting a retry.
+	readonly #busy = new Set<Execution>();
+	// Once closed, nothing more is sent and retries are dropped.
+	#closed = false;
+
+	constructor(registry: RunRegistry, host: RunWriterHost) {
+		this.#registry = registry;
+		this.#host = host;
+	}
+
+	/** How many runs have writes outstanding. */
+	get size(): number {
+		return this.#busy.size;
+	}
+
+	/** The runs with writes outstanding. */
+	busy(): IterableIterator<Execution> {
+		return this.#busy.values();
+	}
+
+	/** Queues `patch` after the run's earlier changes. The first write adds the whole current view. */
+	enqueue(execution: Execution, patch: RunPatch): void {
+		if (execution.detached || this.#closed) return;
+		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
+		if (!execution.writing && execution.retryTimer === undefined) {
+			this.#busy.add(execution);
+			void this.#drain(execution);
+		}
+	}
+
+	/** Stops writing: retries are dropped and what is still pending is given up. Returns the runs given up. */
+	close(): string[] {
+		this.#closed = true;
+		const abandoned: string[] = [];
+		for (const execution of this.#busy) {
+			abandoned.push(execution.runId);
+			if (execution.retryTimer !== undefined) clearTimeout(execution.retryTimer);
+			execution.retryTimer = undefined;
+			execution.pending = undefined;
+		}
+
+		this.#busy.clear();
+		return abandoned;
+	}
+
+	async #drain(execution: Execution): Promise<void> {
+		execution.writing = true;
+		try {
+			while (execution.pending !== undefined && !execution.detached && !this.#closed) {
+				const patch = execution.pending;
+				execution.pending = undefined;
+				let conflict: { stored: Run | undefined } | undefined;
+				try {
+					conflict = await this.#apply(execution, patch);
+				} catch (error) {
+					if (this.#closed) return;
+					// Put the patch back in front of whatever arrived meanwhile, and try again later.
+					const arrived = execution.pending as RunPatch | undefined;
+					execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
+					this.#retryLater(execution);
+					this.#host.onWriteError(
+						new RegistryError(execution.stored === undefined ? 'addRun' : 'updateRun', execution.runId, error),
+					);
+					return;
+				}
+
+				execution.attempts = 0;
+				if (conflict !== undefined) {
+					execution.detached = true;
+					execution.pending = undefined;
+					this.#host.onConflict(execution, conflict.stored);
+				}
+			}
+		} finally {
+			execution.writing = false;
+			if (!execution.isWriting && this.#busy.delete(execution)) this.#host.onWritten(execution);
+		}
+	}
+
+	#retryLater(execution: Execution): void {
+		const delay = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** execution.attempts) * (0.5 + Math.random() / 2);
+		execution.attempts++;
+		// Not unref'd: an unwritten state is pending work, like a run's own timer. `shutdown()` clears it.
+		execution.retryTimer = setTimeout(() => {
+			execution.retryTimer = undefined;
+			void this.#drain(execution);
+		}, delay);
+	}
+
+	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
+	async #apply(execution: Execution, patch: RunPatch): Promise<{ stored: Run | undefined } | undefined> {
+		const registry = this.#registry;
+		const { runId } = execution;
+
+		if (execution.stored === undefined) {
+			if (execution.adopted) {
+				const updated = await registry.updateRun(runId, patch, { ifStatus: 'queued' });
+				if (updated !== undefined) {
+					execution.stored = updated.status;
+					return undefined;
+				}
+
+				const current = await registry.getRun(runId);
+				if (current !== undefined) return { stored: current };
+				// The caller's record is gone (or was never added): add ours.
+				execution.adopted = false;
+			}
+
+			try {
+				await registry.addRun(execution.view);
+			} catch (error) {
+				if (!isNamed(error, 'RunExistsError')) throw error;
+				const current = await registry.getRun(runId);
+				// After a failed attempt our own add may have landed: a record with our creation time is ours.
+				if (execution.attempts > 0 && current !== undefined && current.createdAt === execution.view.createdAt && current.moduleId === execution.moduleId) {
+					execution.stored = current.status;
+					return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
+				}
+
+				return { stored: current };
+			}
+
+			execution.stored = execution.view.status;
+			return undefined;
+		}
+
+		let updated: Run | undefined;
+		try {
+			updated = await registry.updateRun(runId, patch, { ifStatus: execution.stored });
+		} catch (error) {
+			if (!isNamed(error, 'IllegalTransitionError')) throw error;
+		}
+
+		if (updated === undefined) return { stored: await registry.getRun(runId) };
+		execution.stored = updated.status;
+		return undefined;
+	}
+}
+
+// Errors are matched by name: a registry may come from another copy of this package.
+function isNamed(error: unknown, name: string): boolean {
+	return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === name;
+}
+
+function patchOf(view: Run): RunPatch {
+	const patch: RunPatch = { status: view.status };
+	if (view.progress !== undefined) patch.progress = view.progress;
+	if (view.result !== undefined) patch.result = view.result;
+	if (view.error !== undefined) patch.error = view.error;
+	if (view.startedAt !== undefined) patch.startedAt = view.startedAt;
+	if (view.completedAt !== undefined) patch.completedAt = view.completedAt;
+	if (view.ownerId !== undefined) patch.ownerId = view.ownerId;
+	return patch;
+}
