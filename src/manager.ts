@@ -192,17 +192,16 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted);
 		this.#executions.set(view.runId, execution);
 		this.#queued++;
-		this.#emit('queued', view);
-		this.#writer.enqueue(execution, adopted ? {} : { status: 'queued' });
-
+		// An adopted record is in the registry already: its first write is its start (or its cancel).
+		if (!adopted) this.#writer.enqueue(execution, { status: 'queued' });
 		if (isFunction) {
 			this.#queue.push(execution);
 			this.#scheduleDrain();
-		} else {
-			// A promise is running already: it takes no slot and has no function to call.
-			this.#begin(execution);
 		}
 
+		this.#emit('queued', view);
+		// A promise is running already: it takes no slot and has no function to call.
+		if (!isFunction && !execution.isTerminal) this.#begin(execution);
 		return view.runId;
 	}
 
@@ -725,8 +724,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		}
 
 		const unsettled = await this.#waitFor(this.#executions.values(), (execution) => !execution.executing, Math.max(1, deadline - Date.now()));
-		const unflushedAtDeadline = await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, Math.max(1, deadline - Date.now()));
-		const unflushed = unflushedAtDeadline.length === 0 ? [] : this.#writer.close();
+		await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, Math.max(1, deadline - Date.now()));
+		// Past the deadline, retries stop so that nothing of the manager keeps the process alive.
+		const unflushed = this.#writer.close();
 
 		if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
 		this.#sweepTimer = undefined;

@@ -6,7 +6,7 @@
 import type { Execution } from './execution.js';
 import { RegistryError } from './errors.js';
 import type { RunRegistry } from './registry.js';
-import type { Run, RunPatch } from './run.js';
+import type { Run, RunPatch, RunStatus } from './run.js';
 
 export interface RunWriterHost {
 	/** Every change of `execution` is written, or will never be (see `detached`). */
@@ -47,9 +47,11 @@ export class RunWriter {
 	enqueue(execution: Execution, patch: RunPatch): void {
 		if (execution.detached || this.#closed) return;
 		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
-		if (!execution.writing && execution.retryTimer === undefined) {
+		if (!execution.writing && execution.retryTimer === undefined && !this.#busy.has(execution)) {
 			this.#busy.add(execution);
-			void this.#drain(execution);
+			// Deferred to a microtask so that the changes of one tick go out as one write: a run
+			// started on a free slot is added as RUNNING in a single round trip.
+			queueMicrotask(() => void this.#drain(execution));
 		}
 	}
 
@@ -114,51 +116,69 @@ export class RunWriter {
 
 	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
 	async #apply(execution: Execution, patch: RunPatch): Promise<{ stored: Run | undefined } | undefined> {
+		if (execution.stored === undefined && !execution.adopted) return this.#add(execution);
+
 		const registry = this.#registry;
 		const { runId } = execution;
-
-		if (execution.stored === undefined) {
-			if (execution.adopted) {
-				const updated = await registry.updateRun(runId, patch, { ifStatus: 'queued' });
-				if (updated !== undefined) {
-					execution.stored = updated.status;
-					return undefined;
-				}
-
-				const current = await registry.getRun(runId);
-				if (current !== undefined) return { stored: current };
-				// The caller's record is gone (or was never added): add ours.
-				execution.adopted = false;
-			}
-
-			try {
-				await registry.addRun(execution.view);
-			} catch (error) {
-				if (!isNamed(error, 'RunExistsError')) throw error;
-				const current = await registry.getRun(runId);
-				// After a failed attempt our own add may have landed: a record with our creation time is ours.
-				if (execution.attempts > 0 && current !== undefined && current.createdAt === execution.view.createdAt && current.moduleId === execution.moduleId) {
-					execution.stored = current.status;
-					return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
-				}
-
-				return { stored: current };
-			}
-
-			execution.stored = execution.view.status;
-			return undefined;
+		// An adopted record was added QUEUED by the caller.
+		let base = execution.stored ?? 'queued';
+		if (base === 'queued' && patch.status === 'completed') {
+			// The run started and ended before its start was written: queued → completed is not a
+			// legal step, so the start goes first.
+			const { status: _status, result: _result, completedAt: _completedAt, ...start } = patch;
+			const started = await this.#update(execution, { ...start, status: 'running' }, base);
+			if (started === undefined) return this.#conflict(execution);
+			base = started.status;
 		}
 
+		const updated = await this.#update(execution, patch, base);
+		if (updated === undefined) return this.#conflict(execution);
+		return undefined;
+	}
+
+	// The first write of a run: the whole current view, in whatever status it has reached.
+	async #add(execution: Execution): Promise<{ stored: Run | undefined } | undefined> {
+		const sent = execution.view;
+		try {
+			await this.#registry.addRun(sent);
+		} catch (error) {
+			if (!isNamed(error, 'RunExistsError')) throw error;
+			const current = await this.#registry.getRun(execution.runId);
+			// After a failed attempt our own add may have landed: a record with our creation time is ours.
+			if (execution.attempts > 0 && current !== undefined && current.createdAt === sent.createdAt && current.moduleId === sent.moduleId) {
+				execution.stored = current.status;
+				return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
+			}
+
+			return { stored: current };
+		}
+
+		execution.stored = sent.status;
+		return undefined;
+	}
+
+	async #update(execution: Execution, patch: RunPatch, ifStatus: RunStatus): Promise<Run | undefined> {
 		let updated: Run | undefined;
 		try {
-			updated = await registry.updateRun(runId, patch, { ifStatus: execution.stored });
+			updated = await this.#registry.updateRun(execution.runId, patch, { ifStatus });
 		} catch (error) {
+			// The registry refused the step: what it holds is not what this manager wrote.
 			if (!isNamed(error, 'IllegalTransitionError')) throw error;
 		}
 
-		if (updated === undefined) return { stored: await registry.getRun(runId) };
-		execution.stored = updated.status;
-		return undefined;
+		if (updated !== undefined) execution.stored = updated.status;
+		return updated;
+	}
+
+	async #conflict(execution: Execution): Promise<{ stored: Run | undefined } | undefined> {
+		const current = await this.#registry.getRun(execution.runId);
+		if (current === undefined && execution.adopted && execution.stored === undefined) {
+			// The caller's record is gone, or was never added: add ours.
+			execution.adopted = false;
+			return this.#add(execution);
+		}
+
+		return { stored: current };
 	}
 }
 
