@@ -192,12 +192,15 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted);
 		this.#executions.set(view.runId, execution);
 		this.#queued++;
-		// An adopted record is in the registry already: its first write is its start (or its cancel).
-		if (!adopted) this.#writer.enqueue(execution, { status: 'queued' });
 		if (isFunction) {
 			this.#queue.push(execution);
 			this.#scheduleDrain();
 		}
+
+		// Enqueued after the drain was scheduled, so that a run that gets a slot at once is added
+		// as RUNNING in one write. An adopted record is in the registry already: its first write
+		// is its start (or its cancel).
+		if (!adopted) this.#writer.enqueue(execution, { status: 'queued' });
 
 		this.#emit('queued', view);
 		// A promise is running already: it takes no slot and has no function to call.

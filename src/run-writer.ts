@@ -27,6 +27,14 @@ export class RunWriter {
 	readonly #busy = new Set<Execution>();
 	// Once closed, nothing more is sent and retries are dropped.
 	#closed = false;
+	// Runs whose writes start in the next microtask: deferred so that the changes of one tick go
+	// out as one write (a run started on a free slot is added as RUNNING in a single round trip).
+	#scheduled: Execution[] = [];
+	readonly #startScheduled = (): void => {
+		const scheduled = this.#scheduled;
+		this.#scheduled = [];
+		for (const execution of scheduled) void this.#drain(execution);
+	};
 
 	constructor(registry: RunRegistry, host: RunWriterHost) {
 		this.#registry = registry;
@@ -49,9 +57,8 @@ export class RunWriter {
 		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
 		if (!execution.writing && execution.retryTimer === undefined && !this.#busy.has(execution)) {
 			this.#busy.add(execution);
-			// Deferred to a microtask so that the changes of one tick go out as one write: a run
-			// started on a free slot is added as RUNNING in a single round trip.
-			queueMicrotask(() => void this.#drain(execution));
+			this.#scheduled.push(execution);
+			if (this.#scheduled.length === 1) queueMicrotask(this.#startScheduled);
 		}
 	}
 
