@@ -122,6 +122,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Runs QUEUED / RUNNING (not terminal) in this manager; `#queued + #running` is the active count.
 	#queued = 0;
 	#running = 0;
+	// QUEUED runs per module, for an exact `maxQueued` check.
+	readonly #queuedByModule = new Map<string, number>();
 	// Task functions executing, globally and per module: the slots in use. A draining run keeps its slot.
 	#executing = 0;
 	readonly #executingByModule = new Map<string, number>();
@@ -134,6 +136,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#drainScheduled = false;
 	// waitAll, flush and shutdown waits; checked on every change of a run while any exists.
 	readonly #waiters = new Set<Waiter>();
+	// Set when shutdown begins, before any of its work: from then on no task is accepted.
+	#closing = false;
 	#shutdown: Promise<ShutdownReport> | undefined;
 	#sweepTimer: NodeJS.Timeout | undefined;
 	#sweeping = false;
@@ -175,7 +179,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		run: StartTaskInput<P> | StartTaskRun<P>,
 		task: TaskFunction<P, R> | PromiseLike<R>,
 	): string {
-		if (this.#shutdown !== undefined) throw new ShutdownError();
+		if (this.#closing) throw new ShutdownError();
 		if (typeof run !== 'object' || run === null) throw new ValidationError('run', 'an object', run);
 		const isFunction = typeof task === 'function';
 		if (!isFunction && !isThenable(task)) {
@@ -187,11 +191,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const timeoutMs = run.timeoutMs ?? this.#options.defaultTimeoutMs;
 		if (run.timeoutMs !== undefined) assertTimeout('run.timeoutMs', run.timeoutMs);
 		if (this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
-		if (isFunction && this.#isQueueFull()) throw new QueueFullError(this.#options.maxQueued);
+		if (isFunction && this.#isQueueFull(view.moduleId)) throw new QueueFullError(this.#options.maxQueued);
 
 		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted);
 		this.#executions.set(view.runId, execution);
 		this.#queued++;
+		this.#countQueued(execution.moduleId, 1);
 		if (isFunction) {
 			this.#queue.push(execution);
 			this.#scheduleDrain();
@@ -284,6 +289,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			const abortGraceMs = options.abortGraceMs ?? 1000;
 			assertDelay('graceMs', graceMs);
 			assertDelay('abortGraceMs', abortGraceMs);
+			this.#closing = true;
 			this.#shutdown = this.#runShutdown(graceMs, abortGraceMs);
 		}
 
@@ -411,12 +417,33 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		return this.#options.instanceId === undefined ? view : { ...view, ownerId: this.#options.instanceId };
 	}
 
-	#isQueueFull(): boolean {
-		const { maxQueued, concurrency } = this.#options;
+	// Whether one more run of `moduleId` would leave more than `maxQueued` runs waiting. Runs that
+	// the next drain will start (free slots, globally and in their module) are not waiting.
+	#isQueueFull(moduleId: string): boolean {
+		const { maxQueued, concurrency, concurrencyByModule } = this.#options;
 		if (maxQueued === Number.POSITIVE_INFINITY) return false;
-		// Runs that a free slot will start in the next drain are not waiting.
-		const freeSlots = Math.max(0, concurrency - this.#executing);
-		return this.#queued >= maxQueued + freeSlots;
+		let startable = 0;
+		let counted = false;
+		const count = (module: string, queued: number): void => {
+			const limit = concurrencyByModule.get(module) ?? Number.POSITIVE_INFINITY;
+			startable += Math.min(queued, Math.max(0, limit - (this.#executingByModule.get(module) ?? 0)));
+		};
+
+		for (const [module, queued] of this.#queuedByModule) {
+			const extra = module === moduleId ? 1 : 0;
+			counted ||= extra === 1;
+			count(module, queued + extra);
+		}
+
+		if (!counted) count(moduleId, 1);
+		startable = Math.min(startable, Math.max(0, concurrency - this.#executing));
+		return this.#queued + 1 - startable > maxQueued;
+	}
+
+	#countQueued(moduleId: string, delta: 1 | -1): void {
+		const queued = (this.#queuedByModule.get(moduleId) ?? 0) + delta;
+		if (queued === 0) this.#queuedByModule.delete(moduleId);
+		else this.#queuedByModule.set(moduleId, queued);
 	}
 
 	#scheduleDrain(): void {
@@ -432,7 +459,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Starts queued runs while slots are free.
 	#drain(): void {
 		const { concurrency } = this.#options;
-		while (this.#executing < concurrency && this.#shutdown === undefined) {
+		while (this.#executing < concurrency && !this.#closing) {
 			const execution = this.#queue.take((moduleId) => this.#hasModuleSlot(moduleId));
 			if (execution === undefined) return;
 			this.#begin(execution);
@@ -448,6 +475,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#begin(execution: Execution): void {
 		const now = Date.now();
 		this.#queued--;
+		this.#countQueued(execution.moduleId, -1);
 		this.#running++;
 		execution.view = { ...execution.view, status: 'running', startedAt: now, updatedAt: now };
 		this.#emit('started', execution.view);
@@ -616,8 +644,13 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	// Records a terminal view locally: counters, events. Writing is the caller's business.
 	#applyTerminal(execution: Execution, view: Run): void {
-		if (execution.view.status === 'queued') this.#queued--;
-		else this.#running--;
+		if (execution.view.status === 'queued') {
+			this.#queued--;
+			this.#countQueued(execution.moduleId, -1);
+		} else {
+			this.#running--;
+		}
+
 		if (execution.executing) this.#draining++;
 		execution.view = view;
 		if (view.status === 'completed') this.#completed++;

@@ -134,12 +134,16 @@ export class RunWriter {
 			// legal step, so the start goes first.
 			const { status: _status, result: _result, completedAt: _completedAt, ...start } = patch;
 			const started = await this.#update(execution, { ...start, status: 'running' }, base);
-			if (started === undefined) return this.#conflict(execution);
-			base = started.status;
+			if (started === undefined) {
+				const conflict = await this.#conflict(execution, 'running');
+				if (conflict !== undefined) return conflict;
+			}
+
+			base = 'running';
 		}
 
 		const updated = await this.#update(execution, patch, base);
-		if (updated === undefined) return this.#conflict(execution);
+		if (updated === undefined) return this.#conflict(execution, patch.status);
 		return undefined;
 	}
 
@@ -177,12 +181,25 @@ export class RunWriter {
 		return updated;
 	}
 
-	async #conflict(execution: Execution): Promise<{ stored: Run | undefined } | undefined> {
+	// A compare-and-set missed: finds out whether the registry really holds another state.
+	async #conflict(execution: Execution, attempted: RunStatus | undefined): Promise<{ stored: Run | undefined } | undefined> {
 		const current = await this.#registry.getRun(execution.runId);
 		if (current === undefined && execution.adopted && execution.stored === undefined) {
 			// The caller's record is gone, or was never added: add ours.
 			execution.adopted = false;
 			return this.#add(execution);
+		}
+
+		// After a failed attempt, the write may have landed although the registry reported an error.
+		if (
+			execution.attempts > 0 &&
+			current !== undefined &&
+			attempted !== undefined &&
+			current.status === attempted &&
+			current.createdAt === execution.view.createdAt
+		) {
+			execution.stored = current.status;
+			return undefined;
 		}
 
 		return { stored: current };
