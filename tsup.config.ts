@@ -17,8 +17,8 @@ export default defineConfig([
 		clean: true,
 		treeshake: true,
 	},
-	// CommonJS: p-limit and nanoid ship only as ESM, so they are inlined here so that
-	// `require('runledger')` works on every supported Node version.
+	// CommonJS: nanoid ships only as ESM, so it is inlined here so that `require('runledger')`
+	// works on every supported Node version, including those without require(esm).
 	{
 		entry,
 		format: 'cjs',
@@ -27,6 +27,6 @@ export default defineConfig([
 		dts: true,
 		sourcemap: true,
 		treeshake: true,
-		noExternal: ['p-limit', 'yocto-queue', 'nanoid'],
+		noExternal: ['nanoid'],
 	},
 ]);

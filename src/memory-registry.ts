@@ -21,9 +21,9 @@ import {
 export interface MemoryRunRegistryOptions {
 	/**
 	 * How many runs to keep. When adding a run would go past it, the runs that finished
-	 * (completed, failed or cancelled) longest ago are evicted first. Active runs are never
-	 * evicted: if every stored run is active, the registry grows past `maxRuns` until some finish.
-	 * A positive integer, or `Infinity` for no bound.
+	 * (completed, failed or cancelled) longest ago are evicted to make room. Active runs are never
+	 * evicted: while every stored run is active the registry grows past `maxRuns`, and it shrinks
+	 * back to it as runs finish and new ones are added. A positive integer, or `Infinity` for no bound.
 	 * @default 10_000
 	 */
 	readonly maxRuns?: number;
@@ -74,10 +74,12 @@ const ownerLiveness =
 /**
  * A {@link RunRegistry} that keeps runs in memory: for a single process, tests and demos.
  *
- * Every method settles synchronously within its call, so each one is atomic with respect to
- * the others. Runs going in and coming out are copies: user values (`parameters`, `result`,
- * `metadata`, `progress`, `error`) are cloned with `structuredClone` semantics, except values it
- * cannot clone (functions, for instance), which are kept by reference.
+ * Each method does all its work before its promise settles and never waits in between, so calls
+ * cannot interleave: every method is atomic, and of concurrent compare-and-set updates exactly one
+ * wins. Runs going in and coming out are copies: user values (`parameters`, `result`, `metadata`,
+ * `progress`, `error`) are deep-copied as `structuredClone` would, except values it refuses
+ * (functions, for instance), which are kept by reference. There is nothing to release, so it has
+ * no `close()`.
  *
  * @example
  * ```ts
@@ -114,7 +116,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		this.#maxRuns = maxRuns;
 	}
 
-	/** How many runs are stored. */
+	/** How many runs are stored, active and finished. */
 	get size(): number {
 		return this.#entries.size;
 	}

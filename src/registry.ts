@@ -6,17 +6,17 @@ import type { Run, RunPatch, RunStatus } from './run.js';
 
 /** A filter and page request for {@link RunRegistry.listRuns}. All filters combine with AND. */
 export interface RunQuery {
-	/** One status, or any of several. */
+	/** One status, or any of several (an empty array matches nothing). */
 	readonly status?: RunStatus | readonly RunStatus[];
 	readonly moduleId?: string;
 	readonly itemId?: string;
 	readonly ownerId?: string;
 	/**
-	 * Most runs to return.
+	 * Most runs to return: an integer from 1 to 10,000, else a `ValidationError`.
 	 * @default 100
 	 */
 	readonly limit?: number;
-	/** The `nextCursor` of the previous page. Opaque. */
+	/** The `nextCursor` of the previous page. Opaque; one the registry did not make is a `ValidationError`. */
 	readonly cursor?: string;
 }
 
@@ -37,26 +37,33 @@ export interface UpdateRunOptions {
  * caller may mutate without changing what is stored.
  */
 export interface RunRegistry {
-	/** Records a new run. Rejects with a `RunExistsError` when the id is taken. */
+	/** Records a new run as given (its `updatedAt` included). Rejects with a `RunExistsError` when the id is taken. */
 	addRun(run: Run): Promise<void>;
 
 	/** The run, or `undefined` when the id is unknown. */
 	getRun(runId: string): Promise<Run | undefined>;
 
 	/**
-	 * Atomically applies `patch` and stamps `updatedAt`. Resolves `undefined` when the run is
+	 * Atomically applies `patch` and stamps `updatedAt` (never earlier than before). Resolves `undefined` when the run is
 	 * missing or its status is not in `ifStatus`; rejects with an `IllegalTransitionError`, changing
 	 * nothing, when the patch would make an illegal status change or touch a terminal run.
 	 */
 	updateRun(runId: string, patch: RunPatch, options?: UpdateRunOptions): Promise<Run | undefined>;
 
-	/** Runs matching `query`, newest first (by `createdAt`), paged with an opaque cursor. */
+	/**
+	 * Runs matching `query`, newest first by `createdAt` (ties in a fixed order the adapter
+	 * chooses), paged with an opaque cursor. A run added while paging never makes another
+	 * appear twice or be skipped.
+	 */
 	listRuns(query?: RunQuery): Promise<RunPage>;
 
 	/** Removes a run. Resolves `true` when there was one. */
 	deleteRun(runId: string): Promise<boolean>;
 
-	/** Removes terminal runs that ended more than `maxAgeMs` ago; active runs are never removed. Resolves the count. */
+	/**
+	 * Removes terminal runs that ended (`completedAt`, else `updatedAt`) more than `maxAgeMs` ago;
+	 * active runs are never removed. Resolves the count.
+	 */
 	cleanupOldRuns(maxAgeMs: number): Promise<number>;
 
 	/** Releases what the registry owns. Never closes a client the host injected. */

@@ -73,6 +73,11 @@ export class OrderedIndex<T extends K, K = T> {
 	/** Adds `item`, which must be live by now; if it is still held as dead it simply counts as live again. */
 	insert(item: T): void {
 		const items = this.#items;
+		if (items.length === 0) {
+			// Sized for one: many buckets (an item's, say) only ever hold a run or two.
+			this.#items = [item];
+			return;
+		}
 		const last = items.length > this.#head ? (items[items.length - 1] as T) : undefined;
 		if (last === undefined || this.#compare(last, item) < 0) {
 			items.push(item);
