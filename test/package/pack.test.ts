@@ -1,0 +1,121 @@
+/**
+ * The package as users get it: `npm pack` the built package, install the tarball into a fresh
+ * project, then `import` it from ESM and `require` it from CommonJS. Needs `dist/` (`npm run build`;
+ * `npm test` builds first).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+interface PackResult {
+	readonly filename: string;
+	readonly files: ReadonlyArray<{ readonly path: string }>;
+}
+
+// Starts a task on a MemoryRunRegistry and prints `<label> <status> <result> <testing export type>`.
+const consumer = (label: string, load: string): string => `${load}
+
+async function main() {
+	const manager = new BackgroundTaskManager(new MemoryRunRegistry());
+	const runId = manager.startTask({ moduleId: 'pack-check', parameters: { n: 20 } }, async ({ parameters, reportProgress }) => {
+		reportProgress(50, 'halfway');
+		return parameters.n + 22;
+	});
+	const waited = await manager.waitAll({ timeoutMs: 10000 });
+	await manager.flush();
+	const run = await manager.getRun(runId);
+	const report = await manager.shutdown({ graceMs: 1000 });
+	const errorOk = new ValidationError('x', 'y', 1) instanceof RunledgerError;
+	console.log([${JSON.stringify(label)}, run && run.status, run && run.result, waited.settled, report.unsettled.length, errorOk, typeof describeRunRegistryConformance].join(' '));
+}
+
+main().catch((error) => {
+	console.error(error);
+	process.exitCode = 1;
+});
+`;
+
+const esm = consumer(
+	'esm',
+	`import { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } from 'runledger';
+import { describeRunRegistryConformance } from 'runledger/testing';`,
+);
+
+const cjs = consumer(
+	'cjs',
+	`'use strict';
+const { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } = require('runledger');
+const { describeRunRegistryConformance } = require('runledger/testing');`,
+);
+
+describe('the packed package', () => {
+	let work: string;
+	let pack: PackResult;
+
+	beforeAll(async () => {
+		for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/testing/index.js', 'dist/testing/index.cjs']) {
+			if (!existsSync(join(root, file))) throw new Error(`${file} is missing: run \`npm run build\` first (\`npm test\` does)`);
+		}
+
+		work = await mkdtemp(join(tmpdir(), 'runledger-pack-'));
+		const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, maxBuffer: 16 * 1024 * 1024 });
+		// Lifecycle scripts may print before the JSON; it is the last top-level array printed.
+		const [result] = JSON.parse(stdout.slice(stdout.lastIndexOf('\n[') + 1)) as PackResult[];
+		pack = result!;
+
+		const project = join(work, 'consumer');
+		await mkdir(project);
+		await writeFile(join(project, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }, null, 2)}\n`);
+		await writeFile(join(project, 'esm.mjs'), esm);
+		await writeFile(join(project, 'cjs.cjs'), cjs);
+		await run('npm', ['install', join(work, pack.filename), '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+			cwd: project,
+			maxBuffer: 16 * 1024 * 1024,
+		});
+	});
+
+	afterAll(async () => {
+		if (work !== undefined) await rm(work, { recursive: true, force: true });
+	});
+
+	it('contains the builds, their types, README, CHANGELOG and LICENSE, and no sources or tests', () => {
+		const paths = pack.files.map((file) => file.path);
+		expect(paths).toEqual(
+			expect.arrayContaining([
+				'package.json',
+				'README.md',
+				'CHANGELOG.md',
+				'LICENSE',
+				'dist/index.js',
+				'dist/index.cjs',
+				'dist/index.d.ts',
+				'dist/index.d.cts',
+				'dist/testing/index.js',
+				'dist/testing/index.cjs',
+				'dist/testing/index.d.ts',
+				'dist/testing/index.d.cts',
+			]),
+		);
+		expect(paths.filter((path) => /^(src|test|examples|docs|\.ci)\//.test(path))).toEqual([]);
+		expect(paths.filter((path) => path.endsWith('.tgz'))).toEqual([]);
+	});
+
+	it('works from an ES module: import runledger and runledger/testing', async () => {
+		const { stdout } = await run(process.execPath, ['esm.mjs'], { cwd: join(work, 'consumer') });
+		expect(stdout.trim()).toBe('esm completed 42 true 0 true function');
+	});
+
+	it('works from CommonJS: require runledger and runledger/testing', async () => {
+		const { stdout } = await run(process.execPath, ['cjs.cjs'], { cwd: join(work, 'consumer') });
+		expect(stdout.trim()).toBe('cjs completed 42 true 0 true function');
+	});
+});
