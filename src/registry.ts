@@ -66,6 +66,28 @@ export interface RunRegistry {
 	 */
 	cleanupOldRuns(maxAgeMs: number): Promise<number>;
 
+	/**
+	 * Optional: the runs of `runIds` in one round trip, `undefined` for unknown ids, in the same
+	 * order. The manager's reconcile uses it when present (else one `getRun` per run).
+	 */
+	getRuns?(runIds: readonly string[]): Promise<Array<Run | undefined>>;
+
+	/**
+	 * Optional, for registries shared by several instances: renews the lease of `ownerId`,
+	 * which expires `ttlMs` later on the registry's own clock (never the host's).
+	 */
+	heartbeat?(ownerId: string, ttlMs: number): Promise<void>;
+
+	/** Optional: ends the lease of `ownerId` at once (a clean shutdown). */
+	releaseOwner?(ownerId: string): Promise<void>;
+
+	/**
+	 * Optional: marks every queued or running run whose `ownerId` has no live lease FAILED with
+	 * `error.name` 'OwnerLostError', atomically per run. Runs without an owner are never reaped.
+	 * Resolves the ids of the runs reaped.
+	 */
+	reapOrphans?(): Promise<string[]>;
+
 	/** Releases what the registry owns. Never closes a client the host injected. */
 	close?(): Promise<void>;
 }
