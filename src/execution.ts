@@ -37,6 +37,8 @@ export class Execution implements Queued {
 
 	/** The task function was called and has not settled yet: the run holds a concurrency slot. */
 	executing = false;
+	/** Holds a slot but waits for its QUEUED → RUNNING write to land before its function is called. */
+	gated = false;
 	/** Created on the first read of `ctx.signal`, or on abort. */
 	controller: AbortController | undefined;
 	timeoutTimer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@
  * injected registry.
  */
 import { EventEmitter } from 'eventemitter3';
+import type { CancelCommand, Unsubscribe } from './bus.js';
 import { nanoid } from 'nanoid';
 import { toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
@@ -141,6 +142,14 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#shutdown: Promise<ShutdownReport> | undefined;
 	#sweepTimer: NodeJS.Timeout | undefined;
 	#sweeping = false;
+	// Reconcile, heartbeat and reap intervals: all unref'd, all cleared at shutdown.
+	readonly #timers: NodeJS.Timeout[] = [];
+	// One of each in flight at most: a slow registry must not pile them up.
+	#reconciling = false;
+	#beating = false;
+	#reaping = false;
+	// Resolves the bus subscription's unsubscribe (undefined when subscribing failed).
+	#subscription: Promise<Unsubscribe | undefined> | undefined;
 
 	constructor(registry: RunRegistry, options?: BackgroundTaskManagerOptions) {
 		super();
@@ -148,9 +157,19 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#registry = registry;
 		this.#options = resolveOptions(options);
 		this.#writer = new RunWriter(registry, {
+			onStored: (execution) => {
+				if (!execution.gated) return;
+				if (execution.isTerminal) this.#openGate(execution, false);
+				else if (execution.stored === 'running') this.#openGate(execution, true);
+			},
 			onWritten: (execution) => this.#onWritten(execution),
 			onConflict: (execution, stored) => this.#onConflict(execution, stored),
-			onWriteError: (error) => this.#report(error, 'A registry write failed; it will be retried'),
+			onWriteError: (error, execution) => {
+				this.#report(error, 'A registry write failed; it will be retried');
+				// The registry is in trouble: run the task rather than wait for it. A cancel made
+				// elsewhere meanwhile still surfaces through the compare-and-set of a later write.
+				this.#openGate(execution, true);
+			},
 		});
 
 		const { retention } = this.#options;
@@ -158,6 +177,38 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#sweepTimer = setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs);
 			// A sweep is housekeeping: it must never keep the host process alive.
 			this.#sweepTimer.unref();
+		}
+
+		const { bus, reconcileIntervalMs, ownerLease, instanceId } = this.#options;
+		if (bus !== undefined) {
+			this.#subscription = bus
+				.subscribe(
+					(command) => this.#onCancelCommand(command),
+					(error) => this.#report(asRunledgerError(error, 'ERR_BUS'), 'Cancellation bus error'),
+				)
+				.catch((error: unknown) => {
+					this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus');
+					return undefined;
+				});
+		}
+
+		if (reconcileIntervalMs > 0) {
+			this.#timers.push(setInterval(() => void this.#reconcile(), reconcileIntervalMs).unref());
+		}
+
+		if (ownerLease !== undefined) {
+			for (const method of ['heartbeat', 'releaseOwner', 'reapOrphans'] as const) {
+				if (typeof registry[method] !== 'function') {
+					throw new ValidationError(`registry.${method}`, 'a function (ownerLease needs a registry with leases)', registry[method]);
+				}
+			}
+
+			const leaseOwner = instanceId!;
+			void this.#beat(leaseOwner, ownerLease.ttlMs);
+			this.#timers.push(
+				setInterval(() => void this.#beat(leaseOwner, ownerLease.ttlMs), ownerLease.heartbeatIntervalMs).unref(),
+				setInterval(() => void this.reapOrphans(), ownerLease.reapIntervalMs).unref(),
+			);
 		}
 	}
 
@@ -489,8 +540,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		}
 
 		const task = execution.task!;
-		execution.task = undefined;
 		if (typeof task !== 'function') {
+			execution.task = undefined;
 			Promise.resolve(task).then(
 				(value) => this.#finish(execution, 'completed', value),
 				(error: unknown) => this.#finish(execution, 'failed', error),
@@ -499,6 +550,20 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		}
 
 		this.#takeSlot(execution);
+		// A run that others can see QUEUED in the registry may be cancelled there: its function is
+		// called only once the compare-and-set queued → running has landed (see #onStored).
+		if (execution.stored === 'queued' || (execution.adopted && execution.stored === undefined)) {
+			execution.gated = true;
+			return;
+		}
+
+		this.#invoke(execution);
+	}
+
+	// Calls the task function of a run that holds its slot.
+	#invoke(execution: Execution): void {
+		const task = execution.task as TaskFunction;
+		execution.task = undefined;
 		let result: unknown;
 		try {
 			result = task(this.#contextOf(execution));
@@ -536,19 +601,37 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	// The task function settled: its slot is free, and its outcome counts unless the run already ended.
 	#settle(execution: Execution, status: 'completed' | 'failed', outcome: unknown): void {
-		execution.executing = false;
-		this.#executing--;
-		const left = this.#executingByModule.get(execution.moduleId)! - 1;
-		if (left === 0) this.#executingByModule.delete(execution.moduleId);
-		else this.#executingByModule.set(execution.moduleId, left);
-
+		this.#freeSlot(execution);
 		if (execution.isTerminal) {
-			this.#draining--;
 			this.#afterChange(execution);
 		} else {
 			this.#finish(execution, status, outcome);
 		}
 
+		this.#drain();
+	}
+
+	#freeSlot(execution: Execution): void {
+		execution.executing = false;
+		this.#executing--;
+		const left = this.#executingByModule.get(execution.moduleId)! - 1;
+		if (left === 0) this.#executingByModule.delete(execution.moduleId);
+		else this.#executingByModule.set(execution.moduleId, left);
+		if (execution.isTerminal) this.#draining--;
+	}
+
+	// Settles the start gate of a run: calls its function, or frees its slot when it will never be called.
+	#openGate(execution: Execution, call: boolean): void {
+		if (!execution.gated) return;
+		execution.gated = false;
+		if (call && !execution.isTerminal) {
+			this.#invoke(execution);
+			return;
+		}
+
+		execution.task = undefined;
+		this.#freeSlot(execution);
+		this.#afterChange(execution);
 		this.#drain();
 	}
 
@@ -579,7 +662,107 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (cancelled === undefined) return false;
 		this.#cancelled++;
 		this.#emit('cancelled', cancelled);
+		// The registry now says CANCELLED, which is what counts; the bus only tells the owner sooner.
+		const { bus, instanceId } = this.#options;
+		if (bus !== undefined) {
+			const command: { type: 'cancel'; runId: string; reason?: string; origin?: string } = { type: 'cancel', runId };
+			if (reason !== undefined) command.reason = reason;
+			if (instanceId !== undefined) command.origin = instanceId;
+			try {
+				await bus.publish(command);
+			} catch (error) {
+				this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not publish a cancel; the owner will see it on its next write or reconcile');
+			}
+		}
+
 		return true;
+	}
+
+	/**
+	 * Marks the queued and running runs of owners whose lease expired FAILED ('OwnerLostError'),
+	 * through the registry's `reapOrphans`. Runs periodically when `ownerLease` is set.
+	 *
+	 * @returns the ids of the runs reaped.
+	 */
+	async reapOrphans(): Promise<string[]> {
+		const registry = this.#registry;
+		if (typeof registry.reapOrphans !== 'function' || this.#reaping) return [];
+		this.#reaping = true;
+		try {
+			const reaped = await registry.reapOrphans();
+			// Runs of this very manager are reaped when its own lease lapsed (a long pause): it stops them.
+			await this.#adoptStoredStates(reaped.filter((runId) => this.#executions.has(runId)));
+			return reaped;
+		} catch (error) {
+			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Reaping orphaned runs failed');
+			return [];
+		} finally {
+			this.#reaping = false;
+		}
+	}
+
+	// A cancel published by any instance: acts on it when this manager runs the run. Duplicates
+	// and replays find the run terminal (or unknown) and change nothing.
+	#onCancelCommand(command: CancelCommand): void {
+		const execution = this.#executions.get(command.runId);
+		if (execution !== undefined) this.#cancel(execution, command.reason);
+	}
+
+	// Compares this manager's active runs with the registry in one batch read, so that a cancel or
+	// reap whose bus message was lost still stops the run.
+	async #reconcile(): Promise<void> {
+		if (this.#reconciling) return;
+		const runIds: string[] = [];
+		for (const execution of this.#executions.values()) {
+			if (!execution.isTerminal && execution.stored !== undefined && !execution.detached) runIds.push(execution.runId);
+		}
+
+		if (runIds.length === 0) return;
+		this.#reconciling = true;
+		try {
+			await this.#adoptStoredStates(runIds);
+		} catch (error) {
+			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Reconcile with the registry failed');
+		} finally {
+			this.#reconciling = false;
+		}
+	}
+
+	// Reads the stored state of these runs and lets it win where it has ended them.
+	async #adoptStoredStates(runIds: string[]): Promise<void> {
+		if (runIds.length === 0) return;
+		const registry = this.#registry;
+		const runs = registry.getRuns === undefined
+			? await Promise.all(runIds.map((runId) => registry.getRun(runId)))
+			: await registry.getRuns(runIds);
+		for (const [index, runId] of runIds.entries()) {
+			const execution = this.#executions.get(runId);
+			const stored = runs[index];
+			if (execution === undefined || execution.isTerminal || execution.detached) continue;
+			if (stored === undefined) {
+				// Lost from the registry (deleted, expired, data loss): write it again, whole.
+				execution.stored = undefined;
+				execution.adopted = false;
+				this.#writer.enqueue(execution, {});
+			} else if (isTerminalStatus(stored.status)) {
+				execution.detached = true;
+				execution.pending = undefined;
+				this.#onConflict(execution, stored);
+				this.#afterChange(execution);
+			}
+		}
+	}
+
+	async #beat(ownerId: string, ttlMs: number): Promise<void> {
+		if (this.#beating) return;
+		this.#beating = true;
+		try {
+			await this.#registry.heartbeat!(ownerId, ttlMs);
+		} catch (error) {
+			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Owner heartbeat failed');
+		} finally {
+			this.#beating = false;
+		}
 	}
 
 	#abort(execution: Execution, reason: RunledgerError): void {
@@ -660,12 +843,21 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	#onWritten(execution: Execution): void {
+		if (execution.gated && execution.detached) this.#openGate(execution, false);
 		if (execution.isTerminal) this.#resolveRunWaiters(execution);
 		this.#afterChange(execution);
 	}
 
 	// The registry holds a state this manager did not write: it wins.
 	#onConflict(execution: Execution, stored: Run | undefined): void {
+		// A run still waiting at its start gate never gets its function called.
+		if (execution.gated) {
+			execution.gated = false;
+			execution.task = undefined;
+			this.#freeSlot(execution);
+			this.#drain();
+		}
+
 		if (stored !== undefined && isTerminalStatus(stored.status) && stored.createdAt === execution.view.createdAt) {
 			if (!execution.isTerminal) {
 				this.#abort(execution, stored.status === 'cancelled' ? new CancelledError(execution.runId, stored.error?.message) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
@@ -763,9 +955,23 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, Math.max(1, deadline - Date.now()));
 		// Past the deadline, retries stop so that nothing of the manager keeps the process alive.
 		const unflushed = this.#writer.close();
+		for (const execution of this.#executions.values()) this.#openGate(execution, false);
 
 		if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
 		this.#sweepTimer = undefined;
+		for (const timer of this.#timers) clearInterval(timer);
+		this.#timers.length = 0;
+		// The bus and the registry may be unreachable: these get what is left of a short grace, then are let go.
+		const subscription = this.#subscription;
+		this.#subscription = undefined;
+		await settleWithin(
+			Promise.all([
+				subscription?.then((unsubscribe) => unsubscribe?.()),
+				this.#options.ownerLease === undefined ? undefined : this.#registry.releaseOwner?.(this.#options.instanceId!),
+			]),
+			Math.max(50, Math.min(1000, deadline - Date.now())),
+			(error) => this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Leaving the bus or releasing the lease failed'),
+		);
 		const cancelledSet = new Set(cancelled);
 		const finished = active.filter((execution) => !cancelledSet.has(execution.runId)).map((execution) => execution.runId);
 		return { finished, cancelled, unsettled, unflushed };
@@ -834,6 +1040,23 @@ function assertDelay(field: string, value: unknown): void {
 	if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 2_147_483_647)) {
 		throw new ValidationError(field, 'a number of milliseconds from 0 to 2147483647', value);
 	}
+}
+
+function asRunledgerError(error: unknown, code: string): RunledgerError {
+	if (error instanceof RunledgerError) return error;
+	return new RunledgerError(error instanceof Error ? error.message : String(error), { cause: error, code });
+}
+
+// Waits for `promise` at most `ms`; a rejection goes to `onError`. Never rejects.
+async function settleWithin(promise: Promise<unknown>, ms: number, onError: (error: unknown) => void): Promise<void> {
+	let timer: NodeJS.Timeout | undefined;
+	await Promise.race([
+		promise.catch(onError),
+		new Promise<void>((resolve) => {
+			timer = setTimeout(resolve, ms);
+		}),
+	]);
+	clearTimeout(timer);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -101,6 +101,8 @@ export class MemoryRunRegistry implements RunRegistry {
 	readonly #byOwner = new Map<string, OrderedIndex<Entry, Position>>();
 	// Terminal runs by end time, oldest first: eviction and cleanup take from its front.
 	readonly #ended = new OrderedIndex<Entry>(byEnd, isStored);
+	// Owner leases: owner id → when its lease lapses (this process's clock is the registry's clock).
+	readonly #leases = new Map<string, number>();
 	// The next entry's `seq`; only grows.
 	#nextSeq = 0;
 	// Validated in the constructor: a positive integer or Infinity.
@@ -257,6 +259,62 @@ export class MemoryRunRegistry implements RunRegistry {
 			last = entry;
 		}
 		return { runs };
+	}
+
+	/** The runs of `runIds`, in order, `undefined` for unknown ids. */
+	async getRuns(runIds: readonly string[]): Promise<Array<Run | undefined>> {
+		if (!Array.isArray(runIds)) throw new ValidationError('runIds', 'an array of run ids', runIds);
+		return runIds.map((runId: string) => {
+			expectRunId(runId);
+			const record = this.#entries.get(runId)?.run;
+			return record === undefined ? undefined : snapshot(record);
+		});
+	}
+
+	/** Renews the lease of `ownerId` until `ttlMs` from now. */
+	async heartbeat(ownerId: string, ttlMs: number): Promise<void> {
+		expectRunId(ownerId, 'ownerId');
+		if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+			throw new ValidationError('ttlMs', 'a positive finite number', ttlMs);
+		}
+		this.#leases.set(ownerId, Date.now() + ttlMs);
+	}
+
+	/** Ends the lease of `ownerId` now. */
+	async releaseOwner(ownerId: string): Promise<void> {
+		expectRunId(ownerId, 'ownerId');
+		this.#leases.delete(ownerId);
+	}
+
+	/** Fails ('OwnerLostError') every queued or running run whose owner holds no live lease. Resolves their ids. */
+	async reapOrphans(): Promise<string[]> {
+		const now = Date.now();
+		const orphans: Entry[] = [];
+		for (const status of ['queued', 'running'] as const) {
+			const bucket = this.#byStatus.get(status);
+			if (bucket === undefined) continue;
+			for (let position = bucket.start; position < bucket.end; position++) {
+				const entry = bucket.at(position);
+				const ownerId = entry.run?.status === status ? entry.run.ownerId : undefined;
+				if (ownerId !== undefined && !((this.#leases.get(ownerId) ?? 0) > now)) orphans.push(entry);
+			}
+		}
+
+		// Each update runs to completion when called (nothing in it waits), so the whole reap is one atomic step.
+		const reaped = orphans.map((entry) => {
+			const { runId, ownerId, status } = entry.run as StoredRun;
+			return this.updateRun(
+				runId,
+				{
+					status: 'failed',
+					completedAt: now,
+					error: { name: 'OwnerLostError', message: `Owner "${ownerId}" of run "${runId}" stopped renewing its lease` },
+				},
+				{ ifStatus: status },
+			);
+		});
+		const runs = await Promise.all(reaped);
+		return runs.flatMap((run) => (run === undefined ? [] : [run.runId]));
 	}
 
 	/** Removes a run, active or not. Resolves `true` when there was one. */

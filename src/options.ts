@@ -1,6 +1,7 @@
 /**
  * Options of the {@link BackgroundTaskManager}, validated once in its constructor.
  */
+import type { CancellationBus } from './bus.js';
 import { ValidationError } from './errors.js';
 
 /** A pino-compatible logger. Every method takes a context object first and an optional message. */
@@ -21,6 +22,24 @@ export interface RetentionOptions {
 	 * @default Math.min(maxAgeMs, 60_000)
 	 */
 	readonly sweepIntervalMs?: number;
+}
+
+/** Owner leases: how a crashed instance's runs are found and failed by the others. */
+export interface OwnerLeaseOptions {
+	/** How long a lease lives without renewal, on the registry's clock. Runs of an owner whose lease expired are reaped. */
+	readonly ttlMs: number;
+
+	/**
+	 * How often the lease is renewed. Its timer is unref'd.
+	 * @default ttlMs / 3
+	 */
+	readonly heartbeatIntervalMs?: number;
+
+	/**
+	 * How often this manager reaps the runs of owners whose lease expired. Its timer is unref'd.
+	 * @default ttlMs
+	 */
+	readonly reapIntervalMs?: number;
 }
 
 export interface BackgroundTaskManagerOptions {
@@ -72,6 +91,28 @@ export interface BackgroundTaskManagerOptions {
 	 * @default a silent logger
 	 */
 	readonly logger?: Logger;
+
+	/**
+	 * Carries cancels between instances that share a registry: `cancelTask` on any instance
+	 * writes CANCELLED, then publishes here so that the owner aborts the run at once. The bus is
+	 * the host's: the manager unsubscribes at shutdown but never closes it.
+	 * @default undefined (cancels of runs owned elsewhere reach them on their next write or reconcile)
+	 */
+	readonly bus?: CancellationBus;
+
+	/**
+	 * How often the manager compares its running runs with the registry (one batch read), so that
+	 * a cancel or reap whose bus message was lost still aborts the run. 0 turns it off. Its timer is unref'd.
+	 * @default 5000
+	 */
+	readonly reconcileIntervalMs?: number;
+
+	/**
+	 * Keeps a lease for `instanceId` in the registry and reaps the runs of crashed owners. Needs
+	 * `instanceId` and a registry with `heartbeat`, `releaseOwner` and `reapOrphans`.
+	 * @default undefined (no leases)
+	 */
+	readonly ownerLease?: OwnerLeaseOptions;
 }
 
 /** The options after validation, with defaults applied. */
@@ -84,6 +125,9 @@ export interface ResolvedOptions {
 	readonly instanceId: string | undefined;
 	readonly retention: Required<RetentionOptions> | undefined;
 	readonly logger: Logger;
+	readonly bus: CancellationBus | undefined;
+	readonly reconcileIntervalMs: number;
+	readonly ownerLease: Required<OwnerLeaseOptions> | undefined;
 }
 
 /** setTimeout fires at once for delays above this, so longer timeouts are refused. */
@@ -149,6 +193,33 @@ export function resolveOptions(options: BackgroundTaskManagerOptions = {}): Reso
 		}
 	}
 
+	const { bus } = options;
+	if (bus !== undefined && (typeof bus !== 'object' || bus === null || typeof bus.publish !== 'function' || typeof bus.subscribe !== 'function')) {
+		throw new ValidationError('bus', 'a CancellationBus (with publish and subscribe)', bus);
+	}
+
+	const reconcileIntervalMs = options.reconcileIntervalMs ?? 5000;
+	if (reconcileIntervalMs !== 0) assertTimeout('reconcileIntervalMs', reconcileIntervalMs);
+
+	let ownerLease: Required<OwnerLeaseOptions> | undefined;
+	if (options.ownerLease !== undefined) {
+		const { ttlMs, heartbeatIntervalMs, reapIntervalMs } = options.ownerLease;
+		assertTimeout('ownerLease.ttlMs', ttlMs);
+		const heartbeat = heartbeatIntervalMs ?? Math.max(1, Math.floor(ttlMs / 3));
+		assertTimeout('ownerLease.heartbeatIntervalMs', heartbeat);
+		if (heartbeat >= ttlMs) {
+			throw new ValidationError('ownerLease.heartbeatIntervalMs', `less than ownerLease.ttlMs (${ttlMs})`, heartbeat);
+		}
+
+		const reap = reapIntervalMs ?? ttlMs;
+		assertTimeout('ownerLease.reapIntervalMs', reap);
+		if (options.instanceId === undefined) {
+			throw new ValidationError('instanceId', 'set when ownerLease is given (leases are kept per instance)', undefined);
+		}
+
+		ownerLease = { ttlMs, heartbeatIntervalMs: heartbeat, reapIntervalMs: reap };
+	}
+
 	return {
 		concurrency,
 		concurrencyByModule,
@@ -158,6 +229,9 @@ export function resolveOptions(options: BackgroundTaskManagerOptions = {}): Reso
 		instanceId: options.instanceId,
 		retention,
 		logger,
+		bus,
+		reconcileIntervalMs,
+		ownerLease,
 	};
 }
 

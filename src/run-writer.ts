@@ -13,8 +13,10 @@ export interface RunWriterHost {
 	onWritten(execution: Execution): void;
 	/** The registry holds something else than this manager wrote: `stored`, or nothing. No more writes follow. */
 	onConflict(execution: Execution, stored: Run | undefined): void;
+	/** A write of `execution` landed; `execution.stored` is what the registry holds now. */
+	onStored(execution: Execution): void;
 	/** A write failed and will be retried. */
-	onWriteError(error: RegistryError): void;
+	onWriteError(error: RegistryError, execution: Execution): void;
 }
 
 const RETRY_BASE_MS = 100;
@@ -94,12 +96,15 @@ export class RunWriter {
 					this.#retryLater(execution);
 					this.#host.onWriteError(
 						new RegistryError(execution.stored === undefined ? 'addRun' : 'updateRun', execution.runId, error),
+						execution,
 					);
 					return;
 				}
 
 				execution.attempts = 0;
-				if (conflict !== undefined) {
+				if (conflict === undefined) {
+					this.#host.onStored(execution);
+				} else {
 					execution.detached = true;
 					execution.pending = undefined;
 					this.#host.onConflict(execution, conflict.stored);
@@ -184,9 +189,11 @@ export class RunWriter {
 	// A compare-and-set missed: finds out whether the registry really holds another state.
 	async #conflict(execution: Execution, attempted: RunStatus | undefined): Promise<{ stored: Run | undefined } | undefined> {
 		const current = await this.#registry.getRun(execution.runId);
-		if (current === undefined && execution.adopted && execution.stored === undefined) {
-			// The caller's record is gone, or was never added: add ours.
+		if (current === undefined) {
+			// The record is gone — never added by the caller, deleted, expired, or lost with the
+			// registry's data: this manager still runs it, so it writes it again, whole.
 			execution.adopted = false;
+			execution.stored = undefined;
 			return this.#add(execution);
 		}
 

@@ -11,7 +11,7 @@ import { MemoryRunRegistry } from '../src/memory-registry.js';
 import type { Run, RunStatus } from '../src/run.js';
 import { describeRunRegistryConformance } from '../src/testing/index.js';
 
-describeRunRegistryConformance({ describe, it, expect }, () => new MemoryRunRegistry(), { name: 'MemoryRunRegistry' });
+describeRunRegistryConformance({ describe, it, expect }, () => new MemoryRunRegistry(), { name: 'MemoryRunRegistry', batchRead: true, leases: true });
 
 const T0 = 1_700_000_000_000;
 let counter = 0;

@@ -42,6 +42,18 @@ export interface ConformanceOptions {
 	 * @default 'RunRegistry'
 	 */
 	readonly name?: string;
+
+	/**
+	 * The adapter implements `getRuns`: its tests are included.
+	 * @default false
+	 */
+	readonly batchRead?: boolean;
+
+	/**
+	 * The adapter implements owner leases (`heartbeat`, `releaseOwner`, `reapOrphans`): their tests are included.
+	 * @default false
+	 */
+	readonly leases?: boolean;
 }
 
 // A fixed time far from now: ordering tests set their own createdAt values around it.
@@ -762,5 +774,87 @@ export function describeRunRegistryConformance(
 				expect(stored?.metadata).toEqual({ index: results.findIndex((result) => result.status === 'fulfilled') });
 			});
 		});
+
+		if (options.batchRead === true) {
+			describe('getRuns', () => {
+				test('returns the runs in the order asked, undefined for unknown ids', async (registry) => {
+					const first = makeRun();
+					const second = runIn('running');
+					await registry.addRun(first);
+					await registry.addRun(second);
+					const runs = await registry.getRuns!([second.runId, unique('missing'), first.runId]);
+					expect(runs).toHaveLength(3);
+					expect(runs[0]).toMatchObject({ runId: second.runId, status: 'running' });
+					expect(runs[1]).toBeUndefined();
+					expect(runs[2]).toMatchObject({ runId: first.runId, status: 'queued' });
+					expect(await registry.getRuns!([])).toEqual([]);
+				});
+			});
+		}
+
+		if (options.leases === true) {
+			const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+			describe('owner leases', () => {
+				test('reaps the queued and running runs of an owner whose lease lapsed, and nothing else', async (registry) => {
+					const lost = unique('owner');
+					const alive = unique('owner');
+					await registry.heartbeat!(lost, 150);
+					await registry.heartbeat!(alive, 60_000);
+					const lostQueued = runIn('queued', { ownerId: lost });
+					const lostRunning = runIn('running', { ownerId: lost });
+					const lostDone = runIn('completed', { ownerId: lost });
+					const aliveRunning = runIn('running', { ownerId: alive });
+					const ownerless = runIn('running');
+					for (const run of [lostQueued, lostRunning, lostDone, aliveRunning, ownerless]) await registry.addRun(run);
+
+					expect(await registry.reapOrphans!()).toEqual([]);
+					await sleep(400);
+					const reaped = await registry.reapOrphans!();
+					expect([...reaped].sort()).toEqual([lostQueued.runId, lostRunning.runId].sort());
+					for (const run of [lostQueued, lostRunning]) {
+						const stored = await registry.getRun(run.runId);
+						expect(stored).toMatchObject({ status: 'failed', error: { name: 'OwnerLostError' } });
+						expect(stored?.completedAt).toBeDefined();
+					}
+
+					expect((await registry.getRun(lostDone.runId))?.status).toBe('completed');
+					expect((await registry.getRun(aliveRunning.runId))?.status).toBe('running');
+					expect((await registry.getRun(ownerless.runId))?.status).toBe('running');
+					expect(await registry.reapOrphans!()).toEqual([]);
+				});
+
+				test('never lets a late write of the reaped owner overwrite the reaped state', async (registry) => {
+					const owner = unique('owner');
+					await registry.heartbeat!(owner, 100);
+					const run = runIn('running', { ownerId: owner });
+					await registry.addRun(run);
+					await sleep(300);
+					expect(await registry.reapOrphans!()).toEqual([run.runId]);
+					expect(await registry.updateRun(run.runId, { status: 'completed', result: 1, completedAt: T0 + 5 }, { ifStatus: 'running' })).toBeUndefined();
+					expect(await registry.getRun(run.runId)).toMatchObject({ status: 'failed', error: { name: 'OwnerLostError' } });
+				});
+
+				test('keeps the runs of an owner that renews its lease, and reaps them once it is released', async (registry) => {
+					const owner = unique('owner');
+					const run = runIn('running', { ownerId: owner });
+					await registry.addRun(run);
+					for (let beat = 0; beat < 4; beat++) {
+						await registry.heartbeat!(owner, 250);
+						await sleep(100);
+						expect(await registry.reapOrphans!()).toEqual([]);
+					}
+
+					await registry.releaseOwner!(owner);
+					expect(await registry.reapOrphans!()).toEqual([run.runId]);
+				});
+
+				test('reaps the runs of an owner that never held a lease', async (registry) => {
+					const run = runIn('running', { ownerId: unique('owner') });
+					await registry.addRun(run);
+					expect(await registry.reapOrphans!()).toEqual([run.runId]);
+				});
+			});
+		}
 	});
 }
