@@ -1,4 +1,13 @@
 export {
+	LocalCancellationBus,
+	parseCancelCommand,
+	type BusErrorHandler,
+	type CancelCommand,
+	type CancelCommandHandler,
+	type CancellationBus,
+	type Unsubscribe,
+} from './bus.js';
+export {
 	CancelledError,
 	IllegalTransitionError,
 	QueueFullError,
@@ -25,7 +34,7 @@ export {
 	type WaitAllReport,
 } from './manager.js';
 export { MemoryRunRegistry, type MemoryRunRegistryOptions } from './memory-registry.js';
-export type { BackgroundTaskManagerOptions, Logger, RetentionOptions } from './options.js';
+export type { BackgroundTaskManagerOptions, Logger, OwnerLeaseOptions, RetentionOptions } from './options.js';
 export type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from './registry.js';
 export {
 	RUN_PRIORITIES,
