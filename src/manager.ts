@@ -140,9 +140,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Set when shutdown begins, before any of its work: from then on no task is accepted.
 	#closing = false;
 	#shutdown: Promise<ShutdownReport> | undefined;
-	#sweepTimer: NodeJS.Timeout | undefined;
 	#sweeping = false;
-	// Reconcile, heartbeat and reap intervals: all unref'd, all cleared at shutdown.
+	// Sweep, reconcile, heartbeat and reap intervals: all unref'd, all cleared at shutdown.
 	readonly #timers: NodeJS.Timeout[] = [];
 	// One of each in flight at most: a slow registry must not pile them up.
 	#reconciling = false;
@@ -156,6 +155,14 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		assertRegistry(registry);
 		this.#registry = registry;
 		this.#options = resolveOptions(options);
+		if (this.#options.ownerLease !== undefined) {
+			for (const method of ['heartbeat', 'releaseOwner', 'reapOrphans'] as const) {
+				if (typeof registry[method] !== 'function') {
+					throw new ValidationError(`registry.${method}`, 'a function (ownerLease needs a registry with leases)', registry[method]);
+				}
+			}
+		}
+
 		this.#writer = new RunWriter(registry, {
 			onStored: (execution) => {
 				if (!execution.gated) return;
@@ -172,14 +179,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			},
 		});
 
-		const { retention } = this.#options;
+		const { retention, bus, reconcileIntervalMs, ownerLease, instanceId } = this.#options;
+		// Sweeps, reconciles, heartbeats and reaps are housekeeping: their timers never keep the host alive.
 		if (retention !== undefined) {
-			this.#sweepTimer = setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs);
-			// A sweep is housekeeping: it must never keep the host process alive.
-			this.#sweepTimer.unref();
+			this.#timers.push(setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs).unref());
 		}
 
-		const { bus, reconcileIntervalMs, ownerLease, instanceId } = this.#options;
 		if (bus !== undefined) {
 			this.#subscription = bus
 				.subscribe(
@@ -197,12 +202,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		}
 
 		if (ownerLease !== undefined) {
-			for (const method of ['heartbeat', 'releaseOwner', 'reapOrphans'] as const) {
-				if (typeof registry[method] !== 'function') {
-					throw new ValidationError(`registry.${method}`, 'a function (ownerLease needs a registry with leases)', registry[method]);
-				}
-			}
-
 			const leaseOwner = instanceId!;
 			void this.#beat(leaseOwner, ownerLease.ttlMs);
 			this.#timers.push(
@@ -957,8 +956,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const unflushed = this.#writer.close();
 		for (const execution of this.#executions.values()) this.#openGate(execution, false);
 
-		if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
-		this.#sweepTimer = undefined;
 		for (const timer of this.#timers) clearInterval(timer);
 		this.#timers.length = 0;
 		// The bus and the registry may be unreachable: these get what is left of a short grace, then are let go.
