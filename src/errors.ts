@@ -113,6 +113,13 @@ export class CancelledError extends RunledgerError {
 		this.runId = runId;
 		this.reason = reason;
 	}
+
+	/** Rebuilds the error from the `{ name, message }` a registry stored for a cancelled run, reason included. */
+	static fromStored(runId: string, stored: { readonly message: string } | undefined): CancelledError {
+		const prefix = `Run "${runId}" was cancelled: `;
+		const message = stored?.message;
+		return new CancelledError(runId, message?.startsWith(prefix) === true ? message.slice(prefix.length) : undefined);
+	}
 }
 
 /** A registry operation failed; `cause` holds what the registry threw. */

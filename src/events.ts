@@ -8,7 +8,11 @@ import type { Run } from './run.js';
 export interface BackgroundTaskManagerEvents {
 	/** A run was accepted and waits for a slot. */
 	queued: [run: Run];
-	/** A run took a slot and its task function was called. */
+	/**
+	 * A run took a slot and is RUNNING. Its function is called at once — or, for a run that others
+	 * could see QUEUED in the registry, once the registry confirms the start (a run cancelled
+	 * elsewhere meanwhile goes on to `cancelled` without its function ever being called).
+	 */
 	started: [run: Run];
 	/** A run reported progress (throttled by `progressThrottleMs`). */
 	progress: [run: Run];

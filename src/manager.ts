@@ -859,7 +859,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		if (stored !== undefined && isTerminalStatus(stored.status) && stored.createdAt === execution.view.createdAt) {
 			if (!execution.isTerminal) {
-				this.#abort(execution, stored.status === 'cancelled' ? new CancelledError(execution.runId, stored.error?.message) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
+				this.#abort(execution, stored.status === 'cancelled' ? CancelledError.fromStored(execution.runId, stored.error) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
 				this.#clearTimers(execution);
 				this.#applyTerminal(execution, stored);
 			} else {
