@@ -3,7 +3,12 @@ import { defineConfig } from 'tsup';
 const entry = {
 	index: 'src/index.ts',
 	'testing/index': 'src/testing/index.ts',
+	'redis/index': 'src/redis/index.ts',
 };
+
+// The Lua scripts of runledger/redis are inlined as strings; ioredis (an optional peer) stays external.
+const loader = { '.lua': 'text' } as const;
+const external = ['ioredis'];
 
 export default defineConfig([
 	// ESM: dependencies stay external and are resolved by the host's package manager.
@@ -16,17 +21,24 @@ export default defineConfig([
 		sourcemap: true,
 		clean: true,
 		treeshake: true,
+		loader,
+		external,
 	},
 	// CommonJS: nanoid ships only as ESM, so it is inlined here so that `require('runledger')`
-	// works on every supported Node version, including those without require(esm).
+	// works on every supported Node version, including those without require(esm). Split like the
+	// ESM build so that `runledger` and `runledger/redis` share one copy of the error classes
+	// (`instanceof ValidationError` holds across entries).
 	{
 		entry,
 		format: 'cjs',
+		splitting: true,
 		target: 'node20',
 		platform: 'node',
 		dts: true,
 		sourcemap: true,
 		treeshake: true,
+		loader,
+		external,
 		noExternal: ['nanoid'],
 	},
 ]);

@@ -1,14 +1,38 @@
-import { defineConfig } from 'vitest/config';
+import { readFile } from 'node:fs/promises';
+
+import { defineConfig, type Plugin } from 'vitest/config';
+
+// `import source from './x.lua'` gives the file's text, as tsup's `.lua` text loader does in the build.
+const luaAsText: Plugin = {
+	name: 'runledger:lua-as-text',
+	async load(id) {
+		const path = id.split('?')[0] as string;
+		if (!path.endsWith('.lua')) return null;
+		return `export default ${JSON.stringify(await readFile(path, 'utf8'))};`;
+	},
+};
 
 export default defineConfig({
 	test: {
 		projects: [
 			{
+				plugins: [luaAsText],
 				test: {
 					name: 'unit',
 					include: ['test/**/*.test.ts'],
-					exclude: ['test/package/**'],
+					exclude: ['test/package/**', 'test/redis/**'],
 					testTimeout: 20_000,
+				},
+			},
+			{
+				// Against a real redis-server that test/redis/setup.ts starts on a free loopback port.
+				plugins: [luaAsText],
+				test: {
+					name: 'redis',
+					include: ['test/redis/**/*.test.ts'],
+					globalSetup: ['test/redis/setup.ts'],
+					testTimeout: 30_000,
+					hookTimeout: 30_000,
 				},
 			},
 			{

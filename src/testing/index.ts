@@ -9,3 +9,4 @@ export {
 	type ConformancePromiseAssertion,
 	type ConformanceRunner,
 } from './registry-suite.js';
+export { describeCancellationBusConformance, type BusConformanceOptions } from './bus-suite.js';

@@ -1,3 +1,6 @@
+#!lua
+-- (The line above makes Redis 7 treat every script as a flagged one: one that may write is
+-- refused as a whole when Redis is out of memory, instead of failing halfway through.)
 -- lib.lua: prepended to every other script (scripts.ts joins them), so each script starts with
 -- these definitions. It spells no key: keys come in KEYS, key beginnings in ARGV (keys.ts).
 --
