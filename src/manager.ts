@@ -23,9 +23,9 @@ import {
 	type BackgroundTaskManagerOptions,
 	type ResolvedOptions,
 	assertTimeout,
-	isValidId,
 	resolveOptions,
 } from './options.js';
+import { isValidId } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry } from './registry.js';
 import { RunQueue } from './run-queue.js';
 import { RunWriter } from './run-writer.js';

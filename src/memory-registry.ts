@@ -5,13 +5,11 @@
  */
 import { IllegalTransitionError, RunExistsError, ValidationError } from './errors.js';
 import { OrderedIndex } from './memory/ordered-index.js';
+import { assertId, assertOptionalString, assertPatch, assertRun, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from './registry.js';
 import {
-	RUN_PRIORITIES,
 	RunStatus,
 	isLegalTransition,
-	isRunPriority,
-	isRunStatus,
 	isTerminalStatus,
 	type Run,
 	type RunPatch,
@@ -54,8 +52,6 @@ const DEFAULT_MAX_RUNS = 10_000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 10_000;
 const STATUSES = Object.values(RunStatus);
-const STATUS_LIST = `one of ${STATUSES.map((status) => `'${status}'`).join(', ')}`;
-const PRIORITY_LIST = `one of ${RUN_PRIORITIES.map((priority) => `'${priority}'`).join(', ')}`;
 
 const byCreation = (a: Position, b: Position): number => a.createdAt - b.createdAt || a.seq - b.seq;
 const byEnd = (a: Entry, b: Entry): number => a.endedAt - b.endedAt || a.seq - b.seq;
@@ -149,7 +145,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	/** A copy of the run, or `undefined` when the id is unknown. */
 	async getRun(runId: string): Promise<Run | undefined> {
-		expectRunId(runId);
+		assertId('runId', runId);
 		const record = this.#entries.get(runId)?.run;
 		return record === undefined ? undefined : snapshot(record);
 	}
@@ -161,9 +157,9 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When the patch holds a value of the wrong type; nothing changes.
 	 */
 	async updateRun(runId: string, patch: RunPatch, options: UpdateRunOptions = {}): Promise<Run | undefined> {
-		expectRunId(runId);
-		validatePatch(patch);
-		const ifStatus = statusFilter('options.ifStatus', options.ifStatus);
+		assertId('runId', runId);
+		assertPatch(patch);
+		const ifStatus = toSet(parseStatusFilter('options.ifStatus', options.ifStatus));
 		const entry = this.#entries.get(runId);
 		const record = entry?.run;
 		if (entry === undefined || record === undefined) return undefined;
@@ -203,11 +199,11 @@ export class MemoryRunRegistry implements RunRegistry {
 	 */
 	async listRuns(query: RunQuery = {}): Promise<RunPage> {
 		if (typeof query !== 'object' || query === null) throw new ValidationError('query', 'an object', query);
-		const statuses = statusFilter('query.status', query.status);
+		const statuses = toSet(parseStatusFilter('query.status', query.status));
 		const { moduleId, itemId, ownerId, limit = DEFAULT_LIMIT, cursor } = query;
-		expectOptionalString('query.moduleId', moduleId);
-		expectOptionalString('query.itemId', itemId);
-		expectOptionalString('query.ownerId', ownerId);
+		assertOptionalString('query.moduleId', moduleId);
+		assertOptionalString('query.itemId', itemId);
+		assertOptionalString('query.ownerId', ownerId);
 		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
 			throw new ValidationError('query.limit', `an integer from 1 to ${MAX_LIMIT}`, limit);
 		}
@@ -265,7 +261,7 @@ export class MemoryRunRegistry implements RunRegistry {
 	async getRuns(runIds: readonly string[]): Promise<Array<Run | undefined>> {
 		if (!Array.isArray(runIds)) throw new ValidationError('runIds', 'an array of run ids', runIds);
 		return runIds.map((runId: string) => {
-			expectRunId(runId);
+			assertId('runId', runId);
 			const record = this.#entries.get(runId)?.run;
 			return record === undefined ? undefined : snapshot(record);
 		});
@@ -273,7 +269,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	/** Renews the lease of `ownerId` until `ttlMs` from now. */
 	async heartbeat(ownerId: string, ttlMs: number): Promise<void> {
-		expectRunId(ownerId, 'ownerId');
+		assertId('ownerId', ownerId);
 		if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
 			throw new ValidationError('ttlMs', 'a positive finite number', ttlMs);
 		}
@@ -282,7 +278,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	/** Ends the lease of `ownerId` now. */
 	async releaseOwner(ownerId: string): Promise<void> {
-		expectRunId(ownerId, 'ownerId');
+		assertId('ownerId', ownerId);
 		this.#leases.delete(ownerId);
 	}
 
@@ -319,7 +315,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	/** Removes a run, active or not. Resolves `true` when there was one. */
 	async deleteRun(runId: string): Promise<boolean> {
-		expectRunId(runId);
+		assertId('runId', runId);
 		const entry = this.#entries.get(runId);
 		if (entry === undefined) return false;
 		this.#remove(entry);
@@ -402,23 +398,8 @@ function leave<K>(buckets: Map<K, OrderedIndex<Entry, Position>>, key: K): void 
 
 // Validates `run` and builds the stored record from its known fields, copying user values.
 function toStoredRun(run: Run): StoredRun {
-	if (typeof run !== 'object' || run === null) throw new ValidationError('run', 'a run object', run);
+	assertRun(run);
 	const { runId, moduleId, status, priority, createdAt, updatedAt } = run;
-	expectRunId(runId, 'run.runId');
-	if (typeof moduleId !== 'string' || moduleId === '') throw new ValidationError('run.moduleId', 'a non-empty string', moduleId);
-	if (!isRunStatus(status)) throw new ValidationError('run.status', STATUS_LIST, status);
-	if (!isRunPriority(priority)) throw new ValidationError('run.priority', PRIORITY_LIST, priority);
-	expectTime('run.createdAt', createdAt);
-	expectTime('run.updatedAt', updatedAt);
-	expectOptionalString('run.moduleName', run.moduleName);
-	expectOptionalString('run.itemId', run.itemId);
-	expectOptionalString('run.ownerId', run.ownerId);
-	expectOptionalTime('run.startedAt', run.startedAt);
-	expectOptionalTime('run.completedAt', run.completedAt);
-	expectOptionalObject('run.progress', run.progress);
-	expectOptionalObject('run.error', run.error);
-	expectOptionalObject('run.metadata', run.metadata);
-
 	const record: StoredRun = { runId, moduleId, status, priority, parameters: cloneValue(run.parameters), createdAt, updatedAt };
 	if (run.moduleName !== undefined) record.moduleName = run.moduleName;
 	if (run.itemId !== undefined) record.itemId = run.itemId;
@@ -432,50 +413,10 @@ function toStoredRun(run: Run): StoredRun {
 	return record;
 }
 
-// Checked in full before anything changes, so that a bad patch changes nothing.
-function validatePatch(patch: RunPatch): void {
-	if (typeof patch !== 'object' || patch === null) throw new ValidationError('patch', 'an object', patch);
-	if (patch.status !== undefined && !isRunStatus(patch.status)) throw new ValidationError('patch.status', STATUS_LIST, patch.status);
-	if (patch.priority !== undefined && !isRunPriority(patch.priority)) {
-		throw new ValidationError('patch.priority', PRIORITY_LIST, patch.priority);
-	}
-	expectOptionalString('patch.ownerId', patch.ownerId);
-	expectOptionalTime('patch.startedAt', patch.startedAt);
-	expectOptionalTime('patch.completedAt', patch.completedAt);
-	expectOptionalObject('patch.progress', patch.progress);
-	expectOptionalObject('patch.error', patch.error);
-	expectOptionalObject('patch.metadata', patch.metadata);
+function toSet(statuses: RunStatus[] | undefined): Set<RunStatus> | undefined {
+	return statuses === undefined ? undefined : new Set(statuses);
 }
 
-// A status-or-statuses option as a set; `undefined` when absent (no filter).
-function statusFilter(field: string, value: unknown): Set<RunStatus> | undefined {
-	if (value === undefined) return undefined;
-	if (isRunStatus(value)) return new Set([value]);
-	if (Array.isArray(value) && value.every(isRunStatus)) return new Set(value);
-	throw new ValidationError(field, `${STATUS_LIST}, or an array of them`, value);
-}
-
-function expectRunId(value: unknown, field = 'runId'): asserts value is string {
-	if (typeof value !== 'string' || value === '') throw new ValidationError(field, 'a non-empty string', value);
-}
-
-function expectOptionalString(field: string, value: unknown): void {
-	if (value !== undefined && typeof value !== 'string') throw new ValidationError(field, 'a string', value);
-}
-
-function expectTime(field: string, value: unknown): void {
-	if (typeof value !== 'number' || !Number.isFinite(value)) throw new ValidationError(field, 'a finite number (epoch ms)', value);
-}
-
-function expectOptionalTime(field: string, value: unknown): void {
-	if (value !== undefined) expectTime(field, value);
-}
-
-function expectOptionalObject(field: string, value: unknown): void {
-	if (value !== undefined && (typeof value !== 'object' || value === null)) throw new ValidationError(field, 'an object', value);
-}
-
-// A copy of a stored record that shares nothing mutable with it.
 function snapshot(record: StoredRun): Run {
 	const copy = { ...record };
 	copy.parameters = cloneValue(record.parameters);

@@ -3,6 +3,7 @@
  */
 import type { CancellationBus } from './bus.js';
 import { ValidationError } from './errors.js';
+import { isValidId } from './run-validation.js';
 
 /** A pino-compatible logger. Every method takes a context object first and an optional message. */
 export interface Logger {
@@ -233,14 +234,6 @@ export function resolveOptions(options: BackgroundTaskManagerOptions = {}): Reso
 		reconcileIntervalMs,
 		ownerLease,
 	};
-}
-
-// Printable characters only: ids end up in URLs, log lines and Redis keys.
-const idPattern = /^[^\u0000-\u001F\u007F]{1,256}$/u;
-
-/** Whether `value` can serve as a run or instance id: 1 to 256 characters, no control characters. */
-export function isValidId(value: unknown): value is string {
-	return typeof value === 'string' && idPattern.test(value);
 }
 
 export function assertTimeout(field: string, value: unknown): asserts value is number {

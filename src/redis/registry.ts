@@ -11,7 +11,8 @@ import type { Redis } from 'ioredis';
 
 import { IllegalTransitionError, RunExistsError, ValidationError } from '../errors.js';
 import type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from '../registry.js';
-import { RUN_PRIORITIES, RunStatus, isRunPriority, isRunStatus, type Run, type RunPatch } from '../run.js';
+import type { Run, RunPatch, RunStatus } from '../run.js';
+import { assertId, assertOptionalString, assertPatch, assertRun, isValidId, parseStatusFilter } from '../run-validation.js';
 import { redisKeys, scriptKeys, type RedisKeys } from './keys.js';
 import { SCRIPTS, runScript, type LuaScript } from './scripts.js';
 
@@ -40,12 +41,7 @@ type MutableRun = { -readonly [K in keyof Run]: Run[K] };
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 10_000;
 const CLEANUP_BATCH = 1_000;
-const STATUSES = Object.values(RunStatus);
-const STATUS_LIST = `one of ${STATUSES.map((status) => `'${status}'`).join(', ')}`;
-const PRIORITY_LIST = `one of ${RUN_PRIORITIES.map((priority) => `'${priority}'`).join(', ')}`;
 // Ids become parts of keys: 1 to 256 characters, no control characters (what the manager accepts).
-const idPattern = /^[^\u0000-\u001F\u007F]{1,256}$/u;
-const ID_RULE = 'a string of 1 to 256 printable characters';
 const JSON_RULE = 'a value JSON can represent (no BigInt, function, symbol, non-finite number or cycle)';
 
 /**
@@ -114,14 +110,14 @@ export class RedisRunRegistry implements RunRegistry {
 
 	/** The run, or `undefined` when the id is unknown (or it expired). */
 	async getRun(runId: string): Promise<Run | undefined> {
-		expectId('runId', runId);
+		assertId('runId', runId);
 		return fromHash(runId, await this.#client.hgetall(this.#keys.run(runId)));
 	}
 
 	/** The runs of `runIds` in one round trip (a pipeline), in order, `undefined` for unknown ids. */
 	async getRuns(runIds: readonly string[]): Promise<Array<Run | undefined>> {
 		if (!Array.isArray(runIds)) throw new ValidationError('runIds', 'an array of run ids', runIds);
-		runIds.forEach((runId, index) => expectId(`runIds[${index}]`, runId));
+		runIds.forEach((runId, index) => assertId(`runIds[${index}]`, runId));
 		if (runIds.length === 0) return [];
 		const pipeline = this.#client.pipeline();
 		for (const runId of runIds) pipeline.hgetall(this.#keys.run(runId));
@@ -140,10 +136,10 @@ export class RedisRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When the patch holds a value of the wrong type; nothing changes.
 	 */
 	async updateRun(runId: string, patch: RunPatch, options: UpdateRunOptions = {}): Promise<Run | undefined> {
-		expectId('runId', runId);
+		assertId('runId', runId);
 		const fields = patchFields(patch);
 		if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
-		const ifStatus = statusFilter('options.ifStatus', options.ifStatus);
+		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
 		if (ifStatus !== undefined && ifStatus.length === 0) return undefined;
 		const args = [
 			runId,
@@ -169,11 +165,11 @@ export class RedisRunRegistry implements RunRegistry {
 	 */
 	async listRuns(query: RunQuery = {}): Promise<RunPage> {
 		if (typeof query !== 'object' || query === null) throw new ValidationError('query', 'an object', query);
-		const statuses = statusFilter('query.status', query.status);
+		const statuses = parseStatusFilter('query.status', query.status);
 		const { moduleId, itemId, ownerId, limit = DEFAULT_LIMIT, cursor } = query;
-		expectOptionalString('query.moduleId', moduleId);
-		expectOptionalString('query.itemId', itemId);
-		expectOptionalString('query.ownerId', ownerId);
+		assertOptionalString('query.moduleId', moduleId);
+		assertOptionalString('query.itemId', itemId);
+		assertOptionalString('query.ownerId', ownerId);
 		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
 			throw new ValidationError('query.limit', `an integer from 1 to ${MAX_LIMIT}`, limit);
 		}
@@ -206,7 +202,7 @@ export class RedisRunRegistry implements RunRegistry {
 
 	/** Removes a run, active or not, with its index entries. Resolves `true` when there was one. */
 	async deleteRun(runId: string): Promise<boolean> {
-		expectId('runId', runId);
+		assertId('runId', runId);
 		return (await this.#run(SCRIPTS.deleteRun, [runId])) === 1;
 	}
 
@@ -229,14 +225,14 @@ export class RedisRunRegistry implements RunRegistry {
 
 	/** Renews the lease of `ownerId` for `ttlMs`: `SET {prefix}:owner:{ownerId} 1 PX ttlMs`, expired by Redis itself. */
 	async heartbeat(ownerId: string, ttlMs: number): Promise<void> {
-		expectId('ownerId', ownerId);
+		assertId('ownerId', ownerId);
 		if (!(Number.isSafeInteger(ttlMs) && ttlMs >= 1)) throw new ValidationError('ttlMs', 'a positive integer (milliseconds)', ttlMs);
 		await this.#client.set(this.#keys.lease(ownerId), '1', 'PX', ttlMs);
 	}
 
 	/** Ends the lease of `ownerId` at once. Its active runs become reapable. */
 	async releaseOwner(ownerId: string): Promise<void> {
-		expectId('ownerId', ownerId);
+		assertId('ownerId', ownerId);
 		await this.#client.del(this.#keys.lease(ownerId));
 	}
 
@@ -274,22 +270,8 @@ export function expectClient(client: unknown): asserts client is Redis {
 
 // The hash of a run: field, value, … Numbers as String() writes them (exact); user values as JSON text.
 function toFields(run: Run): string[] {
-	if (typeof run !== 'object' || run === null) throw new ValidationError('run', 'a run object', run);
-	const { runId, moduleId, status, priority, createdAt, updatedAt } = run;
-	expectId('run.runId', runId);
-	expectId('run.moduleId', moduleId);
-	if (!isRunStatus(status)) throw new ValidationError('run.status', STATUS_LIST, status);
-	if (!isRunPriority(priority)) throw new ValidationError('run.priority', PRIORITY_LIST, priority);
-	expectTime('run.createdAt', createdAt);
-	expectTime('run.updatedAt', updatedAt);
-	expectOptionalString('run.moduleName', run.moduleName);
-	if (run.itemId !== undefined) expectId('run.itemId', run.itemId);
-	if (run.ownerId !== undefined) expectId('run.ownerId', run.ownerId);
-	expectOptionalTime('run.startedAt', run.startedAt);
-	expectOptionalTime('run.completedAt', run.completedAt);
-	expectOptionalObject('run.progress', run.progress);
-	expectOptionalObject('run.error', run.error);
-	expectOptionalObject('run.metadata', run.metadata);
+	assertRun(run);
+	const { moduleId, status, priority, createdAt, updatedAt } = run;
 
 	const fields = ['moduleId', moduleId, 'status', status, 'priority', priority, 'createdAt', String(createdAt), 'updatedAt', String(updatedAt)];
 	if (run.moduleName !== undefined) fields.push('moduleName', run.moduleName);
@@ -306,16 +288,7 @@ function toFields(run: Run): string[] {
 
 // The hash fields a patch sets, besides status, ownerId (separate arguments) and updatedAt (stamped in Lua).
 function patchFields(patch: RunPatch): string[] {
-	if (typeof patch !== 'object' || patch === null) throw new ValidationError('patch', 'an object', patch);
-	if (patch.status !== undefined && !isRunStatus(patch.status)) throw new ValidationError('patch.status', STATUS_LIST, patch.status);
-	if (patch.priority !== undefined && !isRunPriority(patch.priority)) throw new ValidationError('patch.priority', PRIORITY_LIST, patch.priority);
-	if (patch.ownerId !== undefined) expectId('patch.ownerId', patch.ownerId);
-	expectOptionalTime('patch.startedAt', patch.startedAt);
-	expectOptionalTime('patch.completedAt', patch.completedAt);
-	expectOptionalObject('patch.progress', patch.progress);
-	expectOptionalObject('patch.error', patch.error);
-	expectOptionalObject('patch.metadata', patch.metadata);
-
+	assertPatch(patch);
 	const fields: string[] = [];
 	if (patch.priority !== undefined) fields.push('priority', patch.priority);
 	if (patch.startedAt !== undefined) fields.push('startedAt', String(patch.startedAt));
@@ -378,34 +351,6 @@ function pairs(flat: readonly string[]): Record<string, string> {
 	return object;
 }
 
-// A status-or-statuses option as a list without repeats; `undefined` when absent (no filter).
-function statusFilter(field: string, value: unknown): RunStatus[] | undefined {
-	if (value === undefined) return undefined;
-	if (isRunStatus(value)) return [value];
-	if (Array.isArray(value) && value.every(isRunStatus)) return [...new Set(value)];
-	throw new ValidationError(field, `${STATUS_LIST}, or an array of them`, value);
-}
-
-function expectId(field: string, value: unknown): asserts value is string {
-	if (typeof value !== 'string' || !idPattern.test(value)) throw new ValidationError(field, ID_RULE, value);
-}
-
-function expectOptionalString(field: string, value: unknown): void {
-	if (value !== undefined && typeof value !== 'string') throw new ValidationError(field, 'a string', value);
-}
-
-function expectTime(field: string, value: unknown): void {
-	if (typeof value !== 'number' || !Number.isFinite(value)) throw new ValidationError(field, 'a finite number (epoch ms)', value);
-}
-
-function expectOptionalTime(field: string, value: unknown): void {
-	if (value !== undefined) expectTime(field, value);
-}
-
-function expectOptionalObject(field: string, value: unknown): void {
-	if (value !== undefined && (typeof value !== 'object' || value === null)) throw new ValidationError(field, 'an object', value);
-}
-
 // A cursor is the position of the last run of a page: base64url of `${createdAt}:${runId}`.
 function encodeCursor(createdAt: string, runId: string): string {
 	return Buffer.from(`${createdAt}:${runId}`).toString('base64url');
@@ -422,7 +367,7 @@ function decodeCursor(cursor: unknown): { createdAt: string; runId: string } {
 			colon > 0 &&
 			Number.isFinite(Number(createdAt)) &&
 			String(Number(createdAt)) === createdAt &&
-			idPattern.test(runId) &&
+			isValidId(runId) &&
 			encodeCursor(createdAt, runId) === cursor
 		) {
 			return { createdAt, runId };
