@@ -130,8 +130,6 @@ export class RunWriter {
 	async #apply(execution: Execution, patch: RunPatch): Promise<{ stored: Run | undefined } | undefined> {
 		if (execution.stored === undefined && !execution.adopted) return this.#add(execution);
 
-		const registry = this.#registry;
-		const { runId } = execution;
 		// An adopted record was added QUEUED by the caller.
 		let base = execution.stored ?? 'queued';
 		if (base === 'queued' && patch.status === 'completed') {

@@ -4,7 +4,7 @@
  * of runs others can see QUEUED, replayed and malformed bus messages, owner leases and reaping,
  * validation of the distributed options, and what shutdown leaves behind.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
 	BackgroundTaskManager,
 	type BackgroundTaskManagerOptions,
@@ -24,27 +24,11 @@ import { type Deferred, deferred, sleep, tick, until } from './support/deferred.
 import { type FailureMode, FlakyRegistry } from './support/flaky-registry.js';
 import { type Harness, createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { RecordingLogger } from './support/logger.js';
+import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
 import { controlledTask } from './support/tasks.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-	unhandled.push(reason);
-};
-
-beforeAll(() => {
-	process.on('unhandledRejection', onUnhandled);
-});
-
-afterAll(() => {
-	process.off('unhandledRejection', onUnhandled);
-});
-
+failOnUnhandledErrorsAfterEach();
 shutdownManagersAfterEach();
-
-afterEach(async () => {
-	await sleep(5);
-	expect(unhandled).toEqual([]);
-});
 
 // So large that a reconcile never runs during a test: whatever happened, the bus (or a write) did it.
 const NO_RECONCILE = 60_000;

@@ -4,34 +4,17 @@
  * The manager must keep working, report on `error` and the logger, keep its own view right,
  * and leave the registry with the right states once writes succeed again.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RegistryError, RunledgerError } from '../src/index.js';
 import { sleep, until } from './support/deferred.js';
 import { FlakyRegistry, RegistryDownError } from './support/flaky-registry.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { RecordingLogger } from './support/logger.js';
+import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
 import { controlledTask } from './support/tasks.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-	unhandled.push(reason);
-};
-
-beforeAll(() => {
-	process.on('unhandledRejection', onUnhandled);
-});
-
-afterAll(() => {
-	process.off('unhandledRejection', onUnhandled);
-});
-
+failOnUnhandledErrorsAfterEach();
 shutdownManagersAfterEach();
-
-afterEach(async () => {
-	// Rejections are reported as unhandled after the microtask queue drains: give them a turn.
-	await sleep(5);
-	expect(unhandled).toEqual([]);
-});
 
 function flaky(): { registry: FlakyRegistry; logger: RecordingLogger } {
 	return { registry: new FlakyRegistry(), logger: new RecordingLogger() };
