@@ -21,7 +21,9 @@ interface PackResult {
 	readonly files: ReadonlyArray<{ readonly path: string }>;
 }
 
-// Starts a task on a MemoryRunRegistry and prints `<label> <status> <result> <testing export type>`.
+// Starts a task on a MemoryRunRegistry and prints `<label> <status> <result> …`; the last field
+// says whether runledger/redis throws the very ValidationError class runledger exports (one copy
+// of the error classes per module system, shared by every subpath).
 const consumer = (label: string, load: string): string => `${load}
 
 async function main() {
@@ -35,7 +37,13 @@ async function main() {
 	const run = await manager.getRun(runId);
 	const report = await manager.shutdown({ graceMs: 1000 });
 	const errorOk = new ValidationError('x', 'y', 1) instanceof RunledgerError;
-	console.log([${JSON.stringify(label)}, run && run.status, run && run.result, waited.settled, report.unsettled.length, errorOk, typeof describeRunRegistryConformance].join(' '));
+	let redisOk = false;
+	try {
+		new RedisRunRegistry({ client: {} });
+	} catch (error) {
+		redisOk = error instanceof ValidationError && error.field === 'client';
+	}
+	console.log([${JSON.stringify(label)}, run && run.status, run && run.result, waited.settled, report.unsettled.length, errorOk, typeof describeRunRegistryConformance, typeof describeCancellationBusConformance, typeof RedisCancellationBus, redisOk].join(' '));
 }
 
 main().catch((error) => {
@@ -47,14 +55,16 @@ main().catch((error) => {
 const esm = consumer(
 	'esm',
 	`import { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } from 'runledger';
-import { describeRunRegistryConformance } from 'runledger/testing';`,
+import { describeCancellationBusConformance, describeRunRegistryConformance } from 'runledger/testing';
+import { RedisCancellationBus, RedisRunRegistry } from 'runledger/redis';`,
 );
 
 const cjs = consumer(
 	'cjs',
 	`'use strict';
 const { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } = require('runledger');
-const { describeRunRegistryConformance } = require('runledger/testing');`,
+const { describeCancellationBusConformance, describeRunRegistryConformance } = require('runledger/testing');
+const { RedisCancellationBus, RedisRunRegistry } = require('runledger/redis');`,
 );
 
 describe('the packed package', () => {
@@ -62,7 +72,7 @@ describe('the packed package', () => {
 	let pack: PackResult;
 
 	beforeAll(async () => {
-		for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/testing/index.js', 'dist/testing/index.cjs']) {
+		for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/testing/index.js', 'dist/testing/index.cjs', 'dist/redis/index.js', 'dist/redis/index.cjs']) {
 			if (!existsSync(join(root, file))) throw new Error(`${file} is missing: run \`npm run build\` first (\`npm test\` does)`);
 		}
 
@@ -103,19 +113,23 @@ describe('the packed package', () => {
 				'dist/testing/index.cjs',
 				'dist/testing/index.d.ts',
 				'dist/testing/index.d.cts',
+				'dist/redis/index.js',
+				'dist/redis/index.cjs',
+				'dist/redis/index.d.ts',
+				'dist/redis/index.d.cts',
 			]),
 		);
 		expect(paths.filter((path) => /^(src|test|examples|docs|\.ci)\//.test(path))).toEqual([]);
 		expect(paths.filter((path) => path.endsWith('.tgz'))).toEqual([]);
 	});
 
-	it('works from an ES module: import runledger and runledger/testing', async () => {
+	it('works from an ES module: import runledger, runledger/testing and runledger/redis', async () => {
 		const { stdout } = await run(process.execPath, ['esm.mjs'], { cwd: join(work, 'consumer') });
-		expect(stdout.trim()).toBe('esm completed 42 true 0 true function');
+		expect(stdout.trim()).toBe('esm completed 42 true 0 true function function function true');
 	});
 
-	it('works from CommonJS: require runledger and runledger/testing', async () => {
+	it('works from CommonJS: require runledger, runledger/testing and runledger/redis', async () => {
 		const { stdout } = await run(process.execPath, ['cjs.cjs'], { cwd: join(work, 'consumer') });
-		expect(stdout.trim()).toBe('cjs completed 42 true 0 true function');
+		expect(stdout.trim()).toBe('cjs completed 42 true 0 true function function function true');
 	});
 });
