@@ -4,13 +4,14 @@
  * injected registry.
  */
 import { EventEmitter } from 'eventemitter3';
-import type { CancelCommand, Unsubscribe } from './bus.js';
+import type { CancelCommand, CancellationBus, Unsubscribe } from './bus.js';
 import { nanoid } from 'nanoid';
 import { toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
 import {
 	CancelledError,
 	QueueFullError,
+	RegistryError,
 	RunExistsError,
 	RunNotFoundError,
 	RunledgerError,
@@ -185,17 +186,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#timers.push(setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs).unref());
 		}
 
-		if (bus !== undefined) {
-			this.#subscription = bus
-				.subscribe(
-					(command) => this.#onCancelCommand(command),
-					(error) => this.#report(asRunledgerError(error, 'ERR_BUS'), 'Cancellation bus error'),
-				)
-				.catch((error: unknown) => {
-					this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus');
-					return undefined;
-				});
-		}
+		if (bus !== undefined) this.#subscribe(bus, 0);
 
 		if (reconcileIntervalMs > 0) {
 			this.#timers.push(setInterval(() => void this.#reconcile(), reconcileIntervalMs).unref());
@@ -270,6 +261,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	 * not execute is cancelled in the registry with a compare-and-set.
 	 *
 	 * @returns true when this call cancelled the run; false when it is unknown or already ended.
+	 * @throws {RegistryError} when the run is not executed here and the registry cannot be reached.
 	 */
 	async cancelTask(runId: string, reason?: string): Promise<boolean> {
 		if (typeof runId !== 'string') throw new ValidationError('runId', 'a string', runId);
@@ -284,6 +276,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	 * that the registry holds as active.
 	 *
 	 * @returns how many runs this call cancelled.
+	 * @throws {RegistryError} when the registry cannot be reached (the runs executed here are cancelled all the same).
 	 */
 	async cancelItemTasks(itemId: string, reason?: string): Promise<number> {
 		if (typeof itemId !== 'string') throw new ValidationError('itemId', 'a string', itemId);
@@ -295,12 +288,14 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		let cursor: string | undefined;
 		do {
-			const page: RunPage = await this.#registry.listRuns({
-				itemId,
-				status: ['queued', 'running'],
-				limit: 100,
-				...(cursor === undefined ? {} : { cursor }),
-			});
+			let page: RunPage;
+			try {
+				page = await this.#registry.listRuns({ itemId, status: ['queued', 'running'], limit: 100, ...(cursor === undefined ? {} : { cursor }) });
+			} catch (error) {
+				// The local runs are cancelled already; the caller learns that the rest could not be reached.
+				throw new RegistryError('listRuns', undefined, error);
+			}
+
 			for (const run of page.runs) {
 				if (!this.#executions.has(run.runId) && (await this.#cancelStored(run.runId, reason))) count++;
 			}
@@ -653,11 +648,17 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	async #cancelStored(runId: string, reason: string | undefined): Promise<boolean> {
 		const now = Date.now();
-		const cancelled = await this.#registry.updateRun(
-			runId,
-			{ status: 'cancelled', completedAt: now, error: toErrorInfo(new CancelledError(runId, reason)) },
-			{ ifStatus: ['queued', 'running'] },
-		);
+		let cancelled: Run | undefined;
+		try {
+			cancelled = await this.#registry.updateRun(
+				runId,
+				{ status: 'cancelled', completedAt: now, error: toErrorInfo(new CancelledError(runId, reason)) },
+				{ ifStatus: ['queued', 'running'] },
+			);
+		} catch (error) {
+			throw new RegistryError('updateRun', runId, error);
+		}
+
 		if (cancelled === undefined) return false;
 		this.#cancelled++;
 		this.#emit('cancelled', cancelled);
@@ -698,6 +699,24 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		} finally {
 			this.#reaping = false;
 		}
+	}
+
+	// Subscribes to the bus; a failed attempt is reported and tried again with backoff until shutdown.
+	#subscribe(bus: CancellationBus, attempt: number): void {
+		this.#subscription = bus
+			.subscribe(
+				(command) => this.#onCancelCommand(command),
+				(error) => this.#report(asRunledgerError(error, 'ERR_BUS'), 'Cancellation bus error'),
+			)
+			.catch((error: unknown) => {
+				this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus; will try again');
+				if (!this.#closing) {
+					const delay = Math.min(30_000, 500 * 2 ** attempt);
+					this.#timers.push(setTimeout(() => this.#closing || this.#subscribe(bus, attempt + 1), delay).unref());
+				}
+
+				return undefined;
+			});
 	}
 
 	// A cancel published by any instance: acts on it when this manager runs the run. Duplicates

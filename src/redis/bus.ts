@@ -118,8 +118,15 @@ export class RedisCancellationBus implements CancellationBus {
 
 	#connect(): { readonly connection: Redis; readonly ready: Promise<void> } {
 		if (this.#subscriber !== undefined) return this.#subscriber;
-		// Its own connection: a subscribed connection can run no other command.
-		const connection = this.#client.duplicate({ autoResubscribe: true, enableOfflineQueue: true, lazyConnect: false });
+		// Its own connection: a subscribed connection can run no other command. Its SUBSCRIBE waits
+		// for Redis however long it takes (no per-request retry limit), so that a bus created while
+		// Redis is down subscribes as soon as Redis is back rather than failing for good.
+		const connection = this.#client.duplicate({
+			autoResubscribe: true,
+			enableOfflineQueue: true,
+			lazyConnect: false,
+			maxRetriesPerRequest: null,
+		});
 		connection.on('error', (error: unknown) => {
 			if (this.#subscriber?.connection !== connection) return;
 			this.#report(new RunledgerError(`Cancellation bus connection error: ${messageOf(error)}`, { cause: error, code: 'ERR_BUS_CONNECTION' }));
