@@ -4,6 +4,8 @@ const entry = {
 	index: 'src/index.ts',
 	'testing/index': 'src/testing/index.ts',
 	'redis/index': 'src/redis/index.ts',
+	'http/index': 'src/http/index.ts',
+	'client/index': 'src/client/index.ts',
 };
 
 // The Lua scripts of runledger/redis are inlined as strings; ioredis (an optional peer) stays external.

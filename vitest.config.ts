@@ -20,7 +20,7 @@ export default defineConfig({
 				test: {
 					name: 'unit',
 					include: ['test/**/*.test.ts'],
-					exclude: ['test/package/**', 'test/redis/**'],
+					exclude: ['test/package/**', 'test/redis/**', 'test/browser/**'],
 					testTimeout: 20_000,
 				},
 			},
@@ -33,6 +33,15 @@ export default defineConfig({
 					globalSetup: ['test/redis/setup.ts'],
 					testTimeout: 30_000,
 					hookTimeout: 30_000,
+				},
+			},
+			{
+				// The example page in Debian's headless Chromium, driven by playwright-core.
+				test: {
+					name: 'browser',
+					include: ['test/browser/**/*.test.ts'],
+					testTimeout: 60_000,
+					hookTimeout: 60_000,
 				},
 			},
 			{

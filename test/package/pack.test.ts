@@ -43,7 +43,7 @@ async function main() {
 	} catch (error) {
 		redisOk = error instanceof ValidationError && error.field === 'client';
 	}
-	console.log([${JSON.stringify(label)}, run && run.status, run && run.result, waited.settled, report.unsettled.length, errorOk, typeof describeRunRegistryConformance, typeof describeCancellationBusConformance, typeof RedisCancellationBus, redisOk].join(' '));
+	console.log([${JSON.stringify(label)}, run && run.status, run && run.result, waited.settled, report.unsettled.length, errorOk, typeof describeRunRegistryConformance, typeof describeCancellationBusConformance, typeof RedisCancellationBus, redisOk, typeof createTaskHandler, typeof fastifyTaskPlugin, typeof waitForRun, typeof watchRun].join(' '));
 }
 
 main().catch((error) => {
@@ -56,7 +56,9 @@ const esm = consumer(
 	'esm',
 	`import { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } from 'runledger';
 import { describeCancellationBusConformance, describeRunRegistryConformance } from 'runledger/testing';
-import { RedisCancellationBus, RedisRunRegistry } from 'runledger/redis';`,
+import { RedisCancellationBus, RedisRunRegistry } from 'runledger/redis';
+import { createTaskHandler, fastifyTaskPlugin } from 'runledger/http';
+import { waitForRun, watchRun } from 'runledger/client';`,
 );
 
 const cjs = consumer(
@@ -64,7 +66,9 @@ const cjs = consumer(
 	`'use strict';
 const { BackgroundTaskManager, MemoryRunRegistry, RunledgerError, ValidationError } = require('runledger');
 const { describeCancellationBusConformance, describeRunRegistryConformance } = require('runledger/testing');
-const { RedisCancellationBus, RedisRunRegistry } = require('runledger/redis');`,
+const { RedisCancellationBus, RedisRunRegistry } = require('runledger/redis');
+const { createTaskHandler, fastifyTaskPlugin } = require('runledger/http');
+const { waitForRun, watchRun } = require('runledger/client');`,
 );
 
 describe('the packed package', () => {
@@ -72,7 +76,7 @@ describe('the packed package', () => {
 	let pack: PackResult;
 
 	beforeAll(async () => {
-		for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/testing/index.js', 'dist/testing/index.cjs', 'dist/redis/index.js', 'dist/redis/index.cjs']) {
+		for (const file of ['dist/index.js', 'dist/index.cjs', 'dist/testing/index.js', 'dist/testing/index.cjs', 'dist/redis/index.js', 'dist/redis/index.cjs', 'dist/http/index.js', 'dist/client/index.cjs']) {
 			if (!existsSync(join(root, file))) throw new Error(`${file} is missing: run \`npm run build\` first (\`npm test\` does)`);
 		}
 
@@ -117,6 +121,14 @@ describe('the packed package', () => {
 				'dist/redis/index.cjs',
 				'dist/redis/index.d.ts',
 				'dist/redis/index.d.cts',
+				'dist/http/index.js',
+				'dist/http/index.cjs',
+				'dist/http/index.d.ts',
+				'dist/http/index.d.cts',
+				'dist/client/index.js',
+				'dist/client/index.cjs',
+				'dist/client/index.d.ts',
+				'dist/client/index.d.cts',
 			]),
 		);
 		expect(paths.filter((path) => /^(src|test|examples|docs|\.ci)\//.test(path))).toEqual([]);
@@ -125,11 +137,11 @@ describe('the packed package', () => {
 
 	it('works from an ES module: import runledger, runledger/testing and runledger/redis', async () => {
 		const { stdout } = await run(process.execPath, ['esm.mjs'], { cwd: join(work, 'consumer') });
-		expect(stdout.trim()).toBe('esm completed 42 true 0 true function function function true');
+		expect(stdout.trim()).toBe('esm completed 42 true 0 true function function function true function function function function');
 	});
 
 	it('works from CommonJS: require runledger, runledger/testing and runledger/redis', async () => {
 		const { stdout } = await run(process.execPath, ['cjs.cjs'], { cwd: join(work, 'consumer') });
-		expect(stdout.trim()).toBe('cjs completed 42 true 0 true function function function true');
+		expect(stdout.trim()).toBe('cjs completed 42 true 0 true function function function true function function function function');
 	});
 });
