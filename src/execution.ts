@@ -59,6 +59,8 @@ export class Execution implements Queued {
 	retryTimer: NodeJS.Timeout | undefined;
 	/** Failed attempts of the current write, for its backoff. */
 	attempts = 0;
+	/** The registry refused a write of this run as invalid once already: a second refusal ends its writes. */
+	refused = false;
 	/** The registry holds something this manager did not write (a cancel from elsewhere, another run's record): write no more. */
 	detached = false;
 

@@ -172,8 +172,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			},
 			onWritten: (execution) => this.#onWritten(execution),
 			onConflict: (execution, stored) => this.#onConflict(execution, stored),
+			onRefused: (error, execution) => this.#onRefused(error, execution),
 			onWriteError: (error, execution) => {
-				this.#report(error, 'A registry write failed; it will be retried');
+				this.#report(error, execution.detached ? 'The registry refused a write of this run; its writes stop' : 'A registry write failed; it will be retried');
 				// The registry is in trouble: run the task rather than wait for it. A cancel made
 				// elsewhere meanwhile still surfaces through the compare-and-set of a later write.
 				this.#openGate(execution, true);
@@ -899,6 +900,27 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#clearTimers(execution);
 			this.#applyTerminal(execution, { ...execution.view, status: 'failed', error: toErrorInfo(error), completedAt: Date.now(), updatedAt: Date.now() });
 		}
+	}
+
+	// The registry refused a write as invalid. What it can refuse of a run the manager made is the
+	// task's result (a BigInt, a cycle, a function…, for a registry that stores JSON): the run is
+	// then FAILED with a ResultNotStorableError instead, and written again. The `completed` event
+	// was emitted already; the view, the counts and the registry say FAILED from here on.
+	#onRefused(error: RegistryError, execution: Execution): boolean {
+		this.#report(error, 'The registry refused a write of this run');
+		const { view } = execution;
+		if (view.status !== 'completed' || !('result' in view)) return false;
+		const { result: _result, ...rest } = view;
+		const cause = error.cause instanceof Error ? error.cause.message : String(error.cause);
+		execution.view = {
+			...rest,
+			status: 'failed',
+			error: { name: 'ResultNotStorableError', message: `The registry cannot store the result of run "${view.runId}": ${cause}` },
+			updatedAt: Date.now(),
+		};
+		this.#completed--;
+		this.#failed++;
+		return true;
 	}
 
 	#clearTimers(execution: Execution): void {

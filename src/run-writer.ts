@@ -15,8 +15,13 @@ export interface RunWriterHost {
 	onConflict(execution: Execution, stored: Run | undefined): void;
 	/** A write of `execution` landed; `execution.stored` is what the registry holds now. */
 	onStored(execution: Execution): void;
-	/** A write failed and will be retried. */
+	/** A write failed and will be retried (or, when `execution.detached`, never will be). */
 	onWriteError(error: RegistryError, execution: Execution): void;
+	/**
+	 * The registry refused a write as invalid (a `ValidationError`). Returns true when it changed
+	 * `execution.view` so that writing it again may succeed.
+	 */
+	onRefused(error: RegistryError, execution: Execution): boolean;
 }
 
 const RETRY_BASE_MS = 100;
@@ -90,14 +95,30 @@ export class RunWriter {
 					conflict = await this.#apply(execution, patch);
 				} catch (error) {
 					if (this.#closed) return;
+					const operation = execution.stored === undefined ? 'addRun' : 'updateRun';
+					if (isNamed(error, 'ValidationError')) {
+						// The registry refuses what the run holds (a result it cannot store, say): trying
+						// again cannot help. The host may change the run once (drop the result); the whole
+						// view is then written again, and a second refusal ends the run's writes.
+						const refusal = new RegistryError(operation, execution.runId, error);
+						if (!execution.refused && this.#host.onRefused(refusal, execution)) {
+							execution.refused = true;
+							const arrived = execution.pending as RunPatch | undefined;
+							execution.pending = arrived === undefined ? patchOf(execution.view) : { ...patchOf(execution.view), ...arrived };
+							continue;
+						}
+
+						execution.detached = true;
+						execution.pending = undefined;
+						this.#host.onWriteError(refusal, execution);
+						return;
+					}
+
 					// Put the patch back in front of whatever arrived meanwhile, and try again later.
 					const arrived = execution.pending as RunPatch | undefined;
 					execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
 					this.#retryLater(execution);
-					this.#host.onWriteError(
-						new RegistryError(execution.stored === undefined ? 'addRun' : 'updateRun', execution.runId, error),
-						execution,
-					);
+					this.#host.onWriteError(new RegistryError(operation, execution.runId, error), execution);
 					return;
 				}
 
