@@ -39,6 +39,8 @@ export interface RedisRunRegistryOptions {
 type MutableRun = { -readonly [K in keyof Run]: Run[K] };
 
 const DEFAULT_LIMIT = 100;
+// Not stored, as it is what most runs have (see toFields and fromHash).
+const DEFAULT_PRIORITY = 'normal';
 const MAX_LIMIT = 10_000;
 const CLEANUP_BATCH = 1_000;
 // Ids become parts of keys: 1 to 256 characters, no control characters (what the manager accepts).
@@ -147,14 +149,15 @@ export class RedisRunRegistry implements RunRegistry {
 			ifStatus?.join(',') ?? '',
 			patch.status ?? '',
 			patch.ownerId ?? '',
-			patch.completedAt === undefined ? '' : String(patch.completedAt),
 			...fields,
 		];
-		const reply = await this.#run(SCRIPTS.updateRun, args);
+		const reply = (await this.#run(SCRIPTS.updateRun, args)) as [number, ...string[]] | null;
 		if (reply === null) return undefined;
-		const [code, ...rest] = reply as [number, ...string[]];
-		if (code === 0) throw new IllegalTransitionError(runId, rest[0] as RunStatus, rest[1] as RunStatus);
-		return fromHash(runId, pairs(rest));
+		if (reply[0] === 0) throw new IllegalTransitionError(runId, reply[1] as RunStatus, reply[2] as RunStatus);
+		// The reply leaves out the patched fields: they are the ones just sent.
+		const hash = pairs(reply, 1);
+		for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string;
+		return fromHash(runId, hash);
 	}
 
 	/**
@@ -273,13 +276,20 @@ function toFields(run: Run): string[] {
 	assertRun(run);
 	const { moduleId, status, priority, createdAt, updatedAt } = run;
 
-	const fields = ['moduleId', moduleId, 'status', status, 'priority', priority, 'createdAt', String(createdAt), 'updatedAt', String(updatedAt)];
+	const fields = ['moduleId', moduleId, 'status', status, 'createdAt', String(createdAt), 'updatedAt', String(updatedAt)];
+	// The defaults are not stored (fewer bytes per run); fromHash restores them.
+	if (priority !== DEFAULT_PRIORITY) fields.push('priority', priority);
+	if (run.parameters === undefined) fields.push('parameters', '');
+	else {
+		const parameters = toJson('run.parameters', run.parameters);
+		if (parameters !== '{}') fields.push('parameters', parameters);
+	}
 	if (run.moduleName !== undefined) fields.push('moduleName', run.moduleName);
 	if (run.itemId !== undefined) fields.push('itemId', run.itemId);
 	if (run.ownerId !== undefined) fields.push('ownerId', run.ownerId);
 	if (run.startedAt !== undefined) fields.push('startedAt', String(run.startedAt));
 	if (run.completedAt !== undefined) fields.push('completedAt', String(run.completedAt));
-	for (const field of ['parameters', 'progress', 'result', 'error', 'metadata'] as const) {
+	for (const field of ['progress', 'result', 'error', 'metadata'] as const) {
 		const value: unknown = run[field];
 		if (value !== undefined) fields.push(field, toJson(`run.${field}`, value));
 	}
@@ -320,15 +330,16 @@ function toJson(field: string, value: unknown): string {
 	return text;
 }
 
-// A run from its hash (as HGETALL gives it); undefined for an empty hash (no such run).
+// A run from its hash (as HGETALL gives it); undefined for an empty hash (no such run). A missing
+// `priority` is 'normal', a missing `parameters` is `{}` and an empty one `undefined` (see toFields).
 function fromHash(runId: string, hash: Record<string, string>): Run | undefined {
 	if (hash.status === undefined) return undefined;
 	const run: MutableRun = {
 		runId,
 		moduleId: hash.moduleId as string,
 		status: hash.status as RunStatus,
-		priority: hash.priority as Run['priority'],
-		parameters: hash.parameters === undefined ? undefined : JSON.parse(hash.parameters),
+		priority: (hash.priority ?? DEFAULT_PRIORITY) as Run['priority'],
+		parameters: hash.parameters === undefined ? {} : hash.parameters === '' ? undefined : JSON.parse(hash.parameters),
 		createdAt: Number(hash.createdAt),
 		updatedAt: Number(hash.updatedAt),
 	};
@@ -344,10 +355,10 @@ function fromHash(runId: string, hash: Record<string, string>): Run | undefined 
 	return run;
 }
 
-// [field, value, field, value, …] as an object (no prototype, so no field name is special).
-function pairs(flat: readonly string[]): Record<string, string> {
+// [field, value, field, value, …] from `start` on, as an object (no prototype, so no field name is special).
+function pairs(flat: readonly unknown[], start = 0): Record<string, string> {
 	const object: Record<string, string> = Object.create(null);
-	for (let index = 0; index + 1 < flat.length; index += 2) object[flat[index] as string] = flat[index + 1] as string;
+	for (let index = start; index + 1 < flat.length; index += 2) object[flat[index] as string] = flat[index + 1] as string;
 	return object;
 }
 

@@ -135,6 +135,35 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry', () => {
 			expect(Array.isArray((await registry.getRun(run.runId))?.result)).toBe(true);
 		});
 
+		it("does not store priority 'normal' or parameters {}, and reads every run back as it was written", async () => {
+			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix() });
+			const plain = makeRun({ parameters: {} });
+			const noParameters = makeRun({ parameters: undefined, priority: 'high', createdAt: T0 + 1, updatedAt: T0 + 1 });
+			const emptyArray = makeRun({ parameters: [], createdAt: T0 + 2, updatedAt: T0 + 2 });
+			for (const run of [plain, noParameters, emptyArray]) await registry.addRun(run);
+			expect(await client.hgetall(registry.keys.run(plain.runId))).toEqual({ moduleId: 'mod', status: 'queued', createdAt: String(T0), updatedAt: String(T0) });
+			expect(await client.hmget(registry.keys.run(noParameters.runId), 'priority', 'parameters')).toEqual(['high', '']);
+			expect(await registry.getRuns([plain.runId, noParameters.runId, emptyArray.runId])).toEqual([plain, noParameters, emptyArray]);
+			expect(Object.hasOwn((await registry.getRun(noParameters.runId)) as Run, 'parameters')).toBe(true);
+			expect((await registry.listRuns()).runs).toEqual([emptyArray, noParameters, plain]);
+		});
+
+		it('resolves updateRun with the whole run as stored: the fields the script leaves out of its reply come from the patch', async () => {
+			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix() });
+			const run = makeRun({ itemId: 'chat', metadata: { kept: true }, progress: { percent: 10 } });
+			await registry.addRun(run);
+			const patch = { status: 'running', ownerId: 'owner-a', priority: 'low', startedAt: T0 + 1, progress: { percent: 50, message: 'half' }, result: -0 } as const;
+			const updated = await registry.updateRun(run.runId, patch, { ifStatus: 'queued' });
+			expect(updated).toEqual(await registry.getRun(run.runId));
+			expect(updated).toMatchObject({ status: 'running', ownerId: 'owner-a', priority: 'low', startedAt: T0 + 1, progress: { percent: 50, message: 'half' }, metadata: { kept: true }, itemId: 'chat' });
+			expect(Object.is(updated?.result, 0)).toBe(true);
+			// No patched field: the reply is the whole stored run.
+			expect(await registry.updateRun(run.runId, {})).toEqual(await registry.getRun(run.runId));
+			const completed = await registry.updateRun(run.runId, { status: 'completed', completedAt: T0 + 2, result: { url: 'u' } });
+			expect(completed).toEqual(await registry.getRun(run.runId));
+			expect(await client.zscore(registry.keys.ended, run.runId)).toBe(String(T0 + 2));
+		});
+
 		it('keeps fractional and large timestamps exactly', async () => {
 			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix() });
 			const run = makeRun({ createdAt: T0 + 0.123_456_789, updatedAt: 8.64e15, startedAt: 1e-7 });

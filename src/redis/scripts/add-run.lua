@@ -12,9 +12,13 @@
 -- Returns 1 when added, 0 when a run with this id exists (nothing changed).
 local id = ARGV[8]
 local ttl = ttl_arg(ARGV[9])
-local now = now_ms()
-purge_expired(now)
-settle(id)
+-- Without a TTL no run of this registry expires: no purge (nor TIME) to pay for.
+local now
+if ttl then
+	now = now_ms()
+	purge_expired(now)
+	settle(id)
+end
 local key = P_RUN .. id
 if redis.call('EXISTS', key) == 1 then return 0 end
 
