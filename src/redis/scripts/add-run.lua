@@ -12,13 +12,15 @@
 -- Returns 1 when added, 0 when a run with this id exists (nothing changed).
 local id = ARGV[8]
 local ttl = ttl_arg(ARGV[9])
--- Without a TTL no run of this registry expires: no purge (nor TIME) to pay for.
+-- Without a TTL no run of this registry expires: no purge (nor TIME) to pay for. An id being
+-- reused is still settled (one ZSCORE), in case a registry with a TTL on this prefix left an
+-- expired run of that id behind: its stale index entries must not outlive into the new run.
 local now
 if ttl then
 	now = now_ms()
 	purge_expired(now)
-	settle(id)
 end
+settle(id)
 local key = P_RUN .. id
 if redis.call('EXISTS', key) == 1 then return 0 end
 
