@@ -16,6 +16,7 @@
  * functions to settle; finally it flushes pending registry writes. Calling it twice returns the
  * same report, so a second signal is harmless.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { BackgroundTaskManager, MemoryRunRegistry } from '../src/index.js';
 import type { Run } from '../src/index.js';
 
@@ -27,22 +28,6 @@ const t0 = performance.now();
 const log = (message: string): void => {
 	console.log(`${((performance.now() - t0) / 1000).toFixed(2).padStart(6)}s  ${message}`);
 };
-
-/** Waits `ms`; rejects with the abort reason when `signal` aborts. Omit `signal` to ignore cancellation. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		signal?.throwIfAborted();
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(signal?.reason);
-		};
-		const timer = setTimeout(() => {
-			signal?.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		signal?.addEventListener('abort', onAbort, { once: true });
-	});
-}
 
 const registry = new MemoryRunRegistry();
 const manager = new BackgroundTaskManager(registry, { concurrency: 3, instanceId: `worker-${process.pid}` });
@@ -62,26 +47,26 @@ function start(moduleId: string, fn: (signal: AbortSignal) => Promise<unknown>):
 
 // Finishes 1 s after the signal: inside the grace period.
 start('send-email', async (signal) => {
-	await sleep(SELF_SIGNAL_AFTER_MS + 1_000, signal);
+	await delay(SELF_SIGNAL_AFTER_MS + 1_000, undefined, { signal });
 	return { sent: 1 };
 });
 
 // Long and cooperative: aborted when the grace period ends, and stops at once.
 start('video-render', async (signal) => {
-	for (let frame = 0; frame < 600; frame++) await sleep(100, signal);
+	for (let frame = 0; frame < 600; frame++) await delay(100, undefined, { signal });
 	return { frames: 600 };
 });
 
 // Long and deaf to its signal (say, a library call that takes no AbortSignal): it is marked
 // cancelled, keeps running, and is reported as unsettled once `abortGraceMs` is over.
 start('legacy-export', async () => {
-	await sleep(60_000);
+	await delay(60_000);
 	return { exported: true };
 });
 
 // concurrency is 3, so this one waits QUEUED and is cancelled as soon as shutdown begins.
 start('nightly-report', async (signal) => {
-	await sleep(1_000, signal);
+	await delay(1_000, undefined, { signal });
 	return { pages: 12 };
 });
 

@@ -12,6 +12,7 @@
  * Every error is JSON `{ "error": { "code", "message" } }`; stack traces go to the server log only.
  * SIGTERM / SIGINT close the server and shut the manager down gracefully.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -50,21 +51,6 @@ interface RenderRequest {
 	readonly priority?: 'critical' | 'high' | 'normal' | 'low';
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		signal.throwIfAborted();
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(signal.reason);
-		};
-		const timer = setTimeout(() => {
-			signal.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		signal.addEventListener('abort', onAbort, { once: true });
-	});
-}
-
 function startRender(request: RenderRequest): string {
 	return manager.startTask(
 		{
@@ -77,7 +63,7 @@ function startRender(request: RenderRequest): string {
 		async ({ runId, signal, parameters, reportProgress }) => {
 			const { template, frames } = parameters;
 			for (let frame = 1; frame <= frames; frame++) {
-				await sleep(MS_PER_FRAME, signal);
+				await delay(MS_PER_FRAME, undefined, { signal });
 				reportProgress(Math.floor((frame * 100) / frames), `frame ${frame}/${frames}`);
 			}
 

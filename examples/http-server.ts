@@ -14,6 +14,7 @@
  *
  * From Node, `runledger/client` follows a run: `waitForRun(statusUrl)` or `for await (const run of watchRun(eventsUrl))`.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -59,21 +60,6 @@ class RequestError extends Error {
 	) {
 		super(message);
 	}
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		signal.throwIfAborted();
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(signal.reason);
-		};
-		const timer = setTimeout(() => {
-			signal.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		signal.addEventListener('abort', onAbort, { once: true });
-	});
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
@@ -139,7 +125,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
 			{ moduleId: 'video-render', moduleName: 'Video render', parameters: video },
 			async ({ runId, signal, parameters, reportProgress }) => {
 				for (let step = 1; step <= STEPS; step++) {
-					await sleep((parameters.seconds * 1000) / STEPS, signal); // rejects when the run is cancelled
+					await delay((parameters.seconds * 1000) / STEPS, undefined, { signal }); // rejects when the run is cancelled
 					reportProgress((step * 100) / STEPS, `frame ${step * 24} of ${STEPS * 24}`);
 				}
 				return { url: `/videos/${encodeURIComponent(runId)}.mp4`, title: parameters.title };

@@ -19,6 +19,7 @@
  *
  * If Redis cannot be reached, it says so and exits 1.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -79,21 +80,6 @@ async function connectOrExit(url: string): Promise<Redis> {
 	return client;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		signal?.throwIfAborted();
-		const timer = setTimeout(() => {
-			signal?.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(signal?.reason);
-		};
-		signal?.addEventListener('abort', onAbort, { once: true });
-	});
-}
-
 // ---------------------------------------------------------------------------------------------
 // The worker: executes the renders.
 // ---------------------------------------------------------------------------------------------
@@ -108,11 +94,13 @@ async function worker(prefix: string, instanceId: string): Promise<void> {
 			const steps = parameters.seconds * 4;
 			try {
 				for (let step = 1; step <= steps; step++) {
-					await sleep(250, signal);
+					await delay(250, undefined, { signal });
 					reportProgress((step / steps) * 100, `${parameters.clip}: frame ${step * 10}`);
 				}
 			} catch (error) {
-				log(`${runId} (${parameters.clip}): signal aborted — ${error instanceof Error ? error.message : String(error)}`);
+				// The signal's reason says why: a CancelledError with the canceller's reason.
+				const reason: unknown = signal.aborted ? signal.reason : error;
+				log(`${runId} (${parameters.clip}): signal aborted — ${reason instanceof Error ? reason.message : String(reason)}`);
 				throw error;
 			}
 			return { clip: parameters.clip, frames: steps * 10 };
@@ -159,7 +147,7 @@ async function main(): Promise<number> {
 		while (runs.length < RENDERS.length) {
 			if (workerCode !== undefined) throw new Error(`the worker exited early (code ${workerCode})`);
 			if (Date.now() > deadline) throw new Error('the worker did not start its runs within 30 s');
-			await sleep(100);
+			await delay(100);
 			runs = (await manager.listRuns({ ownerId: workerId, status: 'running' })).runs;
 		}
 		runs.sort((a, b) => (a.parameters as RenderParameters).seconds - (b.parameters as RenderParameters).seconds);

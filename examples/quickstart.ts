@@ -9,6 +9,7 @@
  * (piped, CI) one plain line is printed per state change instead. Ends after about 8 seconds
  * with a summary table and `manager.shutdown()`.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import logUpdate from 'log-update';
 import picocolors from 'picocolors';
 
@@ -31,30 +32,10 @@ class ContextLengthError extends Error {
 	readonly code = 'CONTEXT_TOO_LONG';
 }
 
-/** Waits `ms`, or rejects with the abort reason as soon as the run is cancelled or times out. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		if (signal.aborted) {
-			reject(signal.reason);
-			return;
-		}
-
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(signal.reason);
-		};
-		const timer = setTimeout(() => {
-			signal.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		signal.addEventListener('abort', onAbort, { once: true });
-	});
-}
-
 /** `count` steps of `stepMs` each, reporting progress after every step as a share of `total` steps. */
 async function steps(ctx: TaskContext, count: number, stepMs: number, describe: (step: number) => string, total = count): Promise<void> {
 	for (let step = 1; step <= count; step++) {
-		await sleep(stepMs, ctx.signal);
+		await delay(stepMs, undefined, { signal: ctx.signal });
 		ctx.reportProgress(Math.round((step * 100) / total), describe(step));
 	}
 }

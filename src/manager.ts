@@ -426,8 +426,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	#createRun(input: StartTaskInput<unknown>): Run {
+		// A generated id is valid by construction: only the caller's is checked.
 		const runId = input.runId ?? nanoid();
-		if (!isValidId(runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', runId);
+		if (input.runId !== undefined && !isValidId(runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', runId);
 		if (!isValidId(input.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', input.moduleId);
 		if (input.priority !== undefined && !isRunPriority(input.priority)) {
 			throw new ValidationError('run.priority', "one of 'critical', 'high', 'normal', 'low'", input.priority);
