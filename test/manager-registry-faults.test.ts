@@ -20,6 +20,20 @@ function flaky(): { registry: FlakyRegistry; logger: RecordingLogger } {
 	return { registry: new FlakyRegistry(), logger: new RecordingLogger() };
 }
 
+// A manager with one slot, taken by a running blocker, and a second run whose QUEUED state is stored.
+async function runStoredQueuedBehindABlocker() {
+	const { registry } = flaky();
+	const { manager, events } = createManager({ concurrency: 1 }, registry);
+	const blocker = controlledTask();
+	const task = controlledTask();
+	const blockerId = manager.startTask({ moduleId: 'm' }, blocker.fn);
+	const runId = manager.startTask({ moduleId: 'm' }, task.fn);
+	await blocker.called;
+	await manager.flush();
+	expect((await registry.inner.getRun(runId))!.status).toBe('queued');
+	return { registry, manager, events, blocker, task, blockerId, runId };
+}
+
 describe('a registry whose writes fail for a while', () => {
 	it('keeps running a task while addRun fails, reports RegistryError and catches the registry up', async () => {
 		const { registry, logger } = flaky();
@@ -85,15 +99,7 @@ describe('a registry whose writes fail for a while', () => {
 	});
 
 	it('catches up a run that started and ended while its start could not be written', async () => {
-		const { registry } = flaky();
-		const { manager, events } = createManager({ concurrency: 1 }, registry);
-		const blocker = controlledTask();
-		const task = controlledTask();
-		const blockerId = manager.startTask({ moduleId: 'm' }, blocker.fn);
-		const runId = manager.startTask({ moduleId: 'm' }, task.fn);
-		await blocker.called;
-		await manager.flush();
-		expect((await registry.inner.getRun(runId))!.status).toBe('queued');
+		const { registry, manager, events, blocker, task, blockerId, runId } = await runStoredQueuedBehindABlocker();
 
 		registry.failing = true;
 		blocker.done.resolve('b');
@@ -198,15 +204,7 @@ describe('a registry whose writes fail for a while', () => {
 
 describe('a registry whose writes land but report failure', () => {
 	it('does not fail a run whose start was stored although updateRun threw', async () => {
-		const { registry } = flaky();
-		const { manager, events } = createManager({ concurrency: 1 }, registry);
-		const blocker = controlledTask();
-		const task = controlledTask();
-		const blockerId = manager.startTask({ moduleId: 'm' }, blocker.fn);
-		const runId = manager.startTask({ moduleId: 'm' }, task.fn);
-		await blocker.called;
-		await manager.flush();
-		expect((await registry.inner.getRun(runId))!.status).toBe('queued');
+		const { registry, manager, events, blocker, task, blockerId, runId } = await runStoredQueuedBehindABlocker();
 
 		registry.mode = 'after';
 		registry.failing = true;

@@ -3,11 +3,11 @@
  * examples/multi-instance.ts` with REDIS_URL — against the test redis-server: two real processes.
  */
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { freePort } from '../support/redis-server.js';
 import { redisUrl } from './support.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,18 +48,6 @@ function runExample(url: string, timeoutMs: number): Promise<Exit> {
 	});
 }
 
-/** A loopback port with nothing listening on it (taken, then released). */
-function closedPort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const probe = createServer();
-		probe.once('error', reject);
-		probe.listen(0, '127.0.0.1', () => {
-			const address = probe.address();
-			probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('No port'))));
-		});
-	});
-}
-
 describe.skipIf(redisUrl === null)('examples/multi-instance.ts', () => {
 	it('a worker process runs 4 renders; the main process lists them from Redis, cancels the longest (the worker aborts it), the other 3 complete; both exit 0', async () => {
 		const result = await runExample(redisUrl as string, 60_000);
@@ -95,7 +83,7 @@ describe.skipIf(redisUrl === null)('examples/multi-instance.ts', () => {
 	}, 90_000);
 
 	it('says Redis is unreachable and exits 1 when nothing listens at REDIS_URL', async () => {
-		const port = await closedPort();
+		const port = await freePort();
 		const result = await runExample(`redis://127.0.0.1:${port}`, 30_000);
 		expect(result.code, result.stderr).toBe(1);
 		expect(result.stderr).toContain(`Cannot reach Redis at redis://127.0.0.1:${port}`);
