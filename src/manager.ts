@@ -148,6 +148,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#reconciling = false;
 	#beating = false;
 	#reaping = false;
+	// The next attempt to subscribe after a failed one; at most one is pending.
+	#resubscribeTimer: NodeJS.Timeout | undefined;
 	// Resolves the bus subscription's unsubscribe (undefined when subscribing failed).
 	#subscription: Promise<Unsubscribe | undefined> | undefined;
 
@@ -714,7 +716,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 				this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus; will try again');
 				if (!this.#closing) {
 					const delay = Math.min(30_000, 500 * 2 ** attempt);
-					this.#timers.push(setTimeout(() => this.#closing || this.#subscribe(bus, attempt + 1), delay).unref());
+					this.#resubscribeTimer = setTimeout(() => this.#closing || this.#subscribe(bus, attempt + 1), delay).unref();
 				}
 
 				return undefined;
@@ -1000,6 +1002,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		for (const timer of this.#timers) clearInterval(timer);
 		this.#timers.length = 0;
+		clearTimeout(this.#resubscribeTimer);
 		// The bus and the registry may be unreachable: these get what is left of a short grace, then are let go.
 		const subscription = this.#subscription;
 		this.#subscription = undefined;
