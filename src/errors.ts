@@ -122,6 +122,36 @@ export class CancelledError extends RunledgerError {
 	}
 }
 
+/**
+ * A task's result is larger than the registry's `maxResultBytes` (measured as UTF-8 bytes of its
+ * JSON text). The registry refuses it and stores nothing of it; the run ends FAILED with this error.
+ */
+export class ResultTooLargeError extends RunledgerError {
+	override name = 'ResultTooLargeError' as const;
+	readonly bytes: number;
+	readonly maxBytes: number;
+
+	constructor(bytes: number, maxBytes: number) {
+		super(`The result is ${bytes} bytes of JSON, over the limit of ${maxBytes} bytes (maxResultBytes)`, { code: 'ERR_RESULT_TOO_LARGE' });
+		this.bytes = bytes;
+		this.maxBytes = maxBytes;
+	}
+}
+
+/**
+ * A run's task was still executing when `shutdown()` gave up on it: it ignored its aborted signal
+ * for `abortGraceMs`. The run is recorded FAILED with this error; the task itself may still be running.
+ */
+export class ShutdownTimeoutError extends RunledgerError {
+	override name = 'ShutdownTimeoutError' as const;
+	readonly runId: string;
+
+	constructor(runId: string, abortGraceMs: number) {
+		super(`Run "${runId}" did not stop within ${abortGraceMs} ms of being aborted at shutdown`, { code: 'ERR_SHUTDOWN_TIMEOUT' });
+		this.runId = runId;
+	}
+}
+
 /** A registry operation failed; `cause` holds what the registry threw. */
 export class RegistryError extends RunledgerError {
 	override name = 'RegistryError' as const;

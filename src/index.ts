@@ -12,10 +12,12 @@ export {
 	IllegalTransitionError,
 	QueueFullError,
 	RegistryError,
+	ResultTooLargeError,
 	RunExistsError,
 	RunNotFoundError,
 	RunledgerError,
 	ShutdownError,
+	ShutdownTimeoutError,
 	TimeoutError,
 	ValidationError,
 	isCancelledError,
@@ -35,7 +37,7 @@ export {
 } from './manager.js';
 export { MemoryRunRegistry, type MemoryRunRegistryOptions } from './memory-registry.js';
 export type { BackgroundTaskManagerOptions, Logger, OwnerLeaseOptions, RetentionOptions } from './options.js';
-export type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from './registry.js';
+export type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
 export {
 	RUN_PRIORITIES,
 	RunStatus,

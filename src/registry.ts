@@ -33,6 +33,26 @@ export interface UpdateRunOptions {
 }
 
 /**
+ * One write of a batch handed to {@link RunRegistry.applyWrites}: add a whole run (as
+ * `addRun` would), or apply a patch under a compare-and-set (as `updateRun` with `ifStatus` would).
+ */
+export type RunWrite =
+	| { readonly type: 'add'; readonly run: Run }
+	| { readonly type: 'update'; readonly runId: string; readonly patch: RunPatch; readonly ifStatus: RunStatus };
+
+/**
+ * What became of one write of a batch:
+ * - `applied`: stored, exactly as the single call would have stored it;
+ * - `missed`: an update found no run, or the run's status was not `ifStatus` (nothing changed);
+ * - `failed`: the single call would have rejected with `error` (`RunExistsError` for an add of a
+ *   taken id, `IllegalTransitionError`, `ValidationError`); nothing of this write changed.
+ */
+export type RunWriteResult =
+	| { readonly outcome: 'applied' }
+	| { readonly outcome: 'missed' }
+	| { readonly outcome: 'failed'; readonly error: unknown };
+
+/**
  * Where runs are recorded. Every method is async; every run returned is a snapshot that the
  * caller may mutate without changing what is stored.
  */
@@ -87,6 +107,15 @@ export interface RunRegistry {
 	 * Resolves the ids of the runs reaped.
 	 */
 	reapOrphans?(): Promise<string[]>;
+
+	/**
+	 * Optional: applies several writes in one call (one round trip for a remote registry), in
+	 * order. Each write is atomic on its own, exactly as the equivalent `addRun` / `updateRun`
+	 * call; the batch as a whole is not a transaction. Resolves one result per write, in the same
+	 * order. Rejects only when the outcome of the whole batch is unknown (a lost connection, say):
+	 * any write of it may or may not have landed. The manager sends its writes through it when present.
+	 */
+	applyWrites?(writes: readonly RunWrite[]): Promise<RunWriteResult[]>;
 
 	/** Releases what the registry owns. Never closes a client the host injected. */
 	close?(): Promise<void>;
