@@ -8,12 +8,13 @@
  * Four runs are in flight when the signal arrives:
  *   send-email      finishes within the grace period               → report.finished
  *   video-render    honours its AbortSignal, stops when cancelled  → report.cancelled
- *   legacy-export   ignores its signal and keeps running           → report.cancelled + report.unsettled
+ *   legacy-export   ignores its signal and keeps running           → report.timedOut + report.unsettled (FAILED)
  *   nightly-report  still waiting for a slot                       → report.cancelled
  *
  * `shutdown({ graceMs, abortGraceMs })` stops taking new tasks, cancels the queued ones, lets the
  * running ones finish for `graceMs`, then aborts the rest and waits up to `abortGraceMs` for their
- * functions to settle; finally it flushes pending registry writes. Calling it twice returns the
+ * functions to settle: those that do are CANCELLED, those that do not FAILED with a
+ * ShutdownTimeoutError. Finally it flushes pending registry writes. Calling it twice returns the
  * same report, so a second signal is harmless.
  */
 import { setTimeout as delay } from 'node:timers/promises';
@@ -85,7 +86,7 @@ async function onSignal(signal: NodeJS.Signals): Promise<void> {
 
 	console.log('');
 	console.log('shutdown report');
-	for (const key of ['finished', 'cancelled', 'unsettled', 'unflushed'] as const) {
+	for (const key of ['finished', 'cancelled', 'timedOut', 'unsettled', 'unflushed'] as const) {
 		const ids = report[key];
 		console.log(`  ${key.padEnd(10)} ${String(ids.length).padStart(2)}  ${ids.length === 0 ? '-' : ids.map((id) => labels.get(id) ?? id).join(', ')}`);
 	}

@@ -2,6 +2,7 @@
  * The manager's record of one run it executes, from `startTask` until the run is terminal,
  * its function has settled and its last registry write has landed.
  */
+import type { CancelledError } from './errors.js';
 import type { Queued } from './run-queue.js';
 import type { Run, RunPatch, RunPriority, RunProgress, RunStatus } from './run.js';
 import { isTerminalStatus } from './run.js';
@@ -21,6 +22,37 @@ export interface TaskContext<P = unknown> {
 
 /** The work of a run: a function called with its {@link TaskContext}. */
 export type TaskFunction<P = unknown, R = unknown> = (context: TaskContext<P>) => Promise<R> | R;
+
+/** The {@link TaskContext} of one run: a class, so that its getter and method live on the prototype. */
+export class RunContext<P = unknown> implements TaskContext<P> {
+	readonly #execution: Execution;
+	readonly #report: (execution: Execution, percent: number, message: string | undefined) => void;
+	#reportBound: ((percent: number, message?: string) => void) | undefined;
+
+	constructor(execution: Execution, report: (execution: Execution, percent: number, message: string | undefined) => void) {
+		this.#execution = execution;
+		this.#report = report;
+	}
+
+	get runId(): string {
+		return this.#execution.runId;
+	}
+
+	get parameters(): P {
+		return this.#execution.view.parameters as P;
+	}
+
+	// Made on first use: most tasks never look at their signal.
+	get signal(): AbortSignal {
+		return (this.#execution.controller ??= new AbortController()).signal;
+	}
+
+	// A getter handing out a bound function, made on first use: tasks destructure it
+	// (`({ reportProgress }) => …`), and most never use it.
+	get reportProgress(): (percent: number, message?: string) => void {
+		return (this.#reportBound ??= (percent: number, message?: string) => this.#report(this.#execution, percent, message));
+	}
+}
 
 export class Execution implements Queued {
 	readonly runId: string;
@@ -42,6 +74,8 @@ export class Execution implements Queued {
 	/** Created on the first read of `ctx.signal`, or on abort. */
 	controller: AbortController | undefined;
 	timeoutTimer: NodeJS.Timeout | undefined;
+	/** Set when `shutdown()` aborted the running task: the run ends CANCELLED with this once the task stops. */
+	abortedAtShutdown: CancelledError | undefined;
 
 	/** A progress report not yet emitted and written (throttled). */
 	progress: RunProgress | undefined;
@@ -56,6 +90,8 @@ export class Execution implements Queued {
 	pending: RunPatch | undefined;
 	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
 	writing = false;
+	/** Writes are pending, in flight or waiting for a retry: the writer counts this run as busy. */
+	busy = false;
 	retryTimer: NodeJS.Timeout | undefined;
 	/** Failed attempts of the current write, for its backoff. */
 	attempts = 0;
@@ -89,7 +125,7 @@ export class Execution implements Queued {
 
 	/** Writes are pending, in flight or waiting for a retry. */
 	get isWriting(): boolean {
-		return this.writing || this.pending !== undefined || this.retryTimer !== undefined;
+		return this.busy;
 	}
 
 	/** Nothing is left to do for this run: it can be forgotten. */

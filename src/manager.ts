@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { CancelCommand, CancellationBus, Unsubscribe } from './bus.js';
-import { nanoid } from 'nanoid';
 import { toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
 import {
@@ -16,10 +15,11 @@ import {
 	RunNotFoundError,
 	RunledgerError,
 	ShutdownError,
+	ShutdownTimeoutError,
 	TimeoutError,
 	ValidationError,
 } from './errors.js';
-import { Execution, type TaskContext, type TaskFunction } from './execution.js';
+import { Execution, RunContext, type TaskFunction } from './execution.js';
 import {
 	type BackgroundTaskManagerOptions,
 	type ResolvedOptions,
@@ -28,6 +28,7 @@ import {
 } from './options.js';
 import { isValidId } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry } from './registry.js';
+import { generateRunId } from './run-id.js';
 import { RunQueue } from './run-queue.js';
 import { RunWriter } from './run-writer.js';
 import {
@@ -40,7 +41,7 @@ import {
 
 /** What `startTask` needs to create a run. */
 export interface StartTaskInput<P = unknown> {
-	/** @default a new nanoid */
+	/** @default 20 random URL-safe characters (120 bits) */
 	readonly runId?: string;
 	readonly moduleId: string;
 	readonly moduleName?: string;
@@ -72,19 +73,25 @@ export interface ShutdownOptions {
 	 */
 	readonly graceMs?: number;
 	/**
-	 * How long cancelled tasks may take to unwind after their signal aborted.
+	 * How long tasks still running after `graceMs` may take to unwind once their signal aborted.
+	 * Those that settle in time end CANCELLED; the others FAILED with a `ShutdownTimeoutError`.
 	 * @default 1000
 	 */
 	readonly abortGraceMs?: number;
 }
 
-/** What `shutdown` reports. Every run that was active when it began is in `finished` or `cancelled`. */
+/**
+ * What `shutdown` reports. Every run that was active when it began is in exactly one of
+ * `finished`, `cancelled` and `timedOut`.
+ */
 export interface ShutdownReport {
 	/** Runs that ended by themselves during the grace period (completed, failed or cancelled elsewhere). */
 	readonly finished: string[];
-	/** Runs cancelled by the shutdown, queued ones included. */
+	/** Runs cancelled by the shutdown: queued ones, and running ones whose task stopped within `abortGraceMs` of the abort. */
 	readonly cancelled: string[];
-	/** Runs whose task function had still not settled when the shutdown returned. */
+	/** Runs whose task ignored the abort for `abortGraceMs`: recorded FAILED with a `ShutdownTimeoutError`. */
+	readonly timedOut: string[];
+	/** Runs whose task function had still not settled when the shutdown returned (the `timedOut` ones among them). */
 	readonly unsettled: string[];
 	/** Runs whose last state could not be written to the registry in time. */
 	readonly unflushed: string[];
@@ -111,7 +118,20 @@ interface Waiter {
 	readonly resolve: () => void;
 }
 
+// A `waitAll`: it awaits every run with `seq < before`. A run leaves `#executions` exactly when it
+// is done, so a count of those still there is all it needs (no set of 100,000 runs to maintain).
+interface AllWaiter {
+	readonly before: number;
+	pending: number;
+	readonly resolve: () => void;
+}
+
 const SHUTDOWN_REASON = 'shutdown';
+// How long past its deadline a shutdown waits for the states it decided at the deadline to be written.
+const SHUTDOWN_FLUSH_MS = 150;
+// The parameters of a run started without any: one shared empty object rather than one per run
+// (registries copy what they store, and read back a fresh copy).
+const NO_PARAMETERS: Readonly<Record<string, never>> = Object.freeze({});
 
 export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEvents> {
 	readonly #registry: RunRegistry;
@@ -136,8 +156,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// FIFO order of started runs.
 	#seq = 0;
 	#drainScheduled = false;
-	// waitAll, flush and shutdown waits; checked on every change of a run while any exists.
+	// flush and shutdown waits; checked on every change of a run while any exists.
 	readonly #waiters = new Set<Waiter>();
+	// waitAll calls; told of every run that is done.
+	readonly #allWaiters = new Set<AllWaiter>();
+	// The last moduleId found valid: most runs of a host share a few modules, so the check is skipped for them.
+	#validModuleId: string | undefined;
 	// Set when shutdown begins, before any of its work: from then on no task is accepted.
 	#closing = false;
 	#shutdown: Promise<ShutdownReport> | undefined;
@@ -315,14 +339,32 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	 * always resolves, and `pending` names what was left.
 	 */
 	async waitAll(options: { readonly timeoutMs?: number } = {}): Promise<WaitAllReport> {
-		if (options.timeoutMs !== undefined) assertTimeout('timeoutMs', options.timeoutMs);
-		const pending = await this.#waitFor(this.#executions.values(), (execution) => execution.isDone, options.timeoutMs);
+		const { timeoutMs } = options;
+		if (timeoutMs !== undefined) assertTimeout('timeoutMs', timeoutMs);
+		if (this.#executions.size === 0) return { settled: true, pending: [] };
+		const before = this.#seq;
+		await new Promise<void>((resolve) => {
+			let timer: NodeJS.Timeout | undefined;
+			const waiter: AllWaiter = {
+				before,
+				pending: this.#executions.size,
+				resolve: () => {
+					if (timer !== undefined) clearTimeout(timer);
+					this.#allWaiters.delete(waiter);
+					resolve();
+				},
+			};
+			this.#allWaiters.add(waiter);
+			if (timeoutMs !== undefined) timer = setTimeout(waiter.resolve, timeoutMs);
+		});
+		const pending: string[] = [];
+		for (const execution of this.#executions.values()) if (execution.seq < before) pending.push(execution.runId);
 		return { settled: pending.length === 0, pending };
 	}
 
 	/** Resolves when the registry writes outstanding at the time of the call are done. */
 	async flush(): Promise<void> {
-		await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, undefined);
+		await this.#waitFor(this.#executions.values(), (execution) => !execution.isWriting, undefined);
 	}
 
 	/**
@@ -429,9 +471,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	#createRun(input: StartTaskInput<unknown>): Run {
 		// A generated id is valid by construction: only the caller's is checked.
-		const runId = input.runId ?? nanoid();
+		const runId = input.runId ?? generateRunId();
 		if (input.runId !== undefined && !isValidId(runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', runId);
-		if (!isValidId(input.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', input.moduleId);
+		if (this.#validModuleId === undefined || input.moduleId !== this.#validModuleId) {
+			if (!isValidId(input.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', input.moduleId);
+			this.#validModuleId = input.moduleId;
+		}
 		if (input.priority !== undefined && !isRunPriority(input.priority)) {
 			throw new ValidationError('run.priority', "one of 'critical', 'high', 'normal', 'low'", input.priority);
 		}
@@ -446,7 +491,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			moduleId: input.moduleId,
 			status: 'queued',
 			priority: input.priority ?? 'normal',
-			parameters: 'parameters' in input ? input.parameters : {},
+			parameters: 'parameters' in input ? input.parameters : NO_PARAMETERS,
 			createdAt: now,
 			updatedAt: now,
 		};
@@ -564,7 +609,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		execution.task = undefined;
 		let result: unknown;
 		try {
-			result = task(this.#contextOf(execution));
+			result = task(new RunContext(execution, this.#reportProgress));
 		} catch (error) {
 			this.#settle(execution, 'failed', error);
 			return;
@@ -578,17 +623,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		} else {
 			this.#settle(execution, 'completed', result);
 		}
-	}
-
-	#contextOf(execution: Execution): TaskContext {
-		return {
-			runId: execution.runId,
-			parameters: execution.view.parameters,
-			get signal() {
-				return (execution.controller ??= new AbortController()).signal;
-			},
-			reportProgress: (percent: number, message?: string) => this.#reportProgress(execution, percent, message),
-		};
 	}
 
 	#takeSlot(execution: Execution): void {
@@ -791,7 +825,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		(execution.controller ??= new AbortController()).abort(reason);
 	}
 
-	#reportProgress(execution: Execution, percent: number, message: string | undefined): void {
+	// A field, so that every run's context can share it without a closure of its own.
+	readonly #reportProgress = (execution: Execution, percent: number, message: string | undefined): void => {
 		if (typeof percent !== 'number' || Number.isNaN(percent)) {
 			throw new ValidationError('percent', 'a number from 0 to 100', percent);
 		}
@@ -811,7 +846,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			execution.progressTimer = setTimeout(() => this.#flushProgress(execution), wait);
 			execution.progressTimer.unref();
 		}
-	}
+	};
 
 	#flushProgress(execution: Execution): void {
 		if (execution.progressTimer !== undefined) clearTimeout(execution.progressTimer);
@@ -829,6 +864,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Moves an active run to its terminal state, once. `outcome` is the result or the error.
 	#finish(execution: Execution, status: 'completed' | 'failed' | 'cancelled', outcome: unknown): void {
 		if (execution.isTerminal) return;
+		if (execution.abortedAtShutdown !== undefined) {
+			// Aborted by the shutdown: whatever the task did once it stopped, the run was cancelled.
+			status = 'cancelled';
+			outcome = execution.abortedAtShutdown;
+		}
+
 		this.#flushProgress(execution);
 		if (execution.timeoutTimer !== undefined) clearTimeout(execution.timeoutTimer);
 		execution.timeoutTimer = undefined;
@@ -946,6 +987,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#executions.delete(execution.runId);
 			// The terminal write may have been given up (conflict, shutdown): waiters still get the final view.
 			this.#resolveRunWaiters(execution);
+			for (const waiter of this.#allWaiters) {
+				if (execution.seq < waiter.before && --waiter.pending === 0) waiter.resolve();
+			}
 		}
 
 		if (this.#waiters.size === 0) return;
@@ -983,6 +1027,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const deadline = Date.now() + graceMs + abortGraceMs;
 		const active = [...this.#executions.values()].filter((execution) => !execution.isTerminal);
 		const cancelled: string[] = [];
+		const timedOut: string[] = [];
 
 		// Queued runs never start once shutdown has begun.
 		for (const execution of active) {
@@ -990,14 +1035,41 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		}
 
 		await this.#waitFor(active, (execution) => execution.isTerminal, graceMs);
+
+		// Still running: their signals abort, and what they do within abortGraceMs decides how they
+		// are recorded — CANCELLED once the task stopped, FAILED (ShutdownTimeoutError) if it never did.
+		const aborted: Execution[] = [];
 		for (const execution of active) {
-			if (this.#cancel(execution, SHUTDOWN_REASON)) cancelled.push(execution.runId);
+			if (execution.isTerminal) continue;
+			if (execution.gated) {
+				// Its function was never called: nothing to wait for.
+				if (this.#cancel(execution, SHUTDOWN_REASON)) cancelled.push(execution.runId);
+				continue;
+			}
+
+			const reason = new CancelledError(execution.runId, SHUTDOWN_REASON);
+			execution.abortedAtShutdown = reason;
+			this.#abort(execution, reason);
+			aborted.push(execution);
+		}
+
+		if (aborted.length > 0) await this.#waitFor(aborted, (execution) => execution.isTerminal, Math.max(1, deadline - Date.now()));
+		for (const execution of aborted) {
+			if (execution.isTerminal) {
+				if (execution.view.status === 'cancelled') cancelled.push(execution.runId);
+				continue;
+			}
+
+			execution.abortedAtShutdown = undefined;
+			this.#finish(execution, 'failed', new ShutdownTimeoutError(execution.runId, abortGraceMs));
+			timedOut.push(execution.runId);
 		}
 
 		const unsettled = await this.#waitFor(this.#executions.values(), (execution) => !execution.executing, Math.max(1, deadline - Date.now()));
-		await this.#waitFor(this.#writer.busy(), (execution) => !execution.isWriting, Math.max(1, deadline - Date.now()));
-		// Past the deadline, retries stop so that nothing of the manager keeps the process alive.
-		const unflushed = this.#writer.close();
+		// The states decided at the deadline still get a short moment to be written.
+		await this.#waitFor(this.#executions.values(), (execution) => !execution.isWriting, Math.max(1, deadline + SHUTDOWN_FLUSH_MS - Date.now()));
+		// From here on, retries stop so that nothing of the manager keeps the process alive.
+		const unflushed = this.#writer.close(this.#executions.values());
 		for (const execution of this.#executions.values()) this.#openGate(execution, false);
 
 		for (const timer of this.#timers) clearInterval(timer);
@@ -1014,9 +1086,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			Math.max(50, Math.min(1000, deadline - Date.now())),
 			(error) => this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Leaving the bus or releasing the lease failed'),
 		);
-		const cancelledSet = new Set(cancelled);
-		const finished = active.filter((execution) => !cancelledSet.has(execution.runId)).map((execution) => execution.runId);
-		return { finished, cancelled, unsettled, unflushed };
+		const ended = new Set([...cancelled, ...timedOut]);
+		const finished = active.filter((execution) => !ended.has(execution.runId)).map((execution) => execution.runId);
+		return { finished, cancelled, timedOut, unsettled, unflushed };
 	}
 
 	async #sweep(maxAgeMs: number): Promise<void> {

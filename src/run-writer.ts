@@ -2,10 +2,15 @@
  * Sends a manager's changes to its registry: one write at a time per run and in order,
  * changes that pile up while a write is in flight merged into the next one, every update a
  * compare-and-set against the status this manager last stored, failures retried with backoff.
+ *
+ * The changes of one tick go out together: through `registry.applyWrites` as one batch when the
+ * registry has it (one call, one round trip for every run changed in that tick), else as one call
+ * per run. Anything unusual about a write (a missed compare-and-set, a refusal, a lost
+ * connection) is sorted out per run, on the slow path.
  */
 import type { Execution } from './execution.js';
 import { RegistryError } from './errors.js';
-import type { RunRegistry } from './registry.js';
+import type { RunRegistry, RunWrite, RunWriteResult } from './registry.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 
 export interface RunWriterHost {
@@ -18,29 +23,45 @@ export interface RunWriterHost {
 	/** A write failed and will be retried (or, when `execution.detached`, never will be). */
 	onWriteError(error: RegistryError, execution: Execution): void;
 	/**
-	 * The registry refused a write as invalid (a `ValidationError`). Returns true when it changed
-	 * `execution.view` so that writing it again may succeed.
+	 * The registry refused a write as invalid (a `ValidationError` or a `ResultTooLargeError`).
+	 * Returns true when it changed `execution.view` so that writing it again may succeed.
 	 */
 	onRefused(error: RegistryError, execution: Execution): boolean;
 }
 
 const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
+// Errors by which a registry refuses what a run holds: writing the same again cannot help.
+const REFUSALS = new Set(['ValidationError', 'ResultTooLargeError']);
+
+// One run's part of a batch: its writes are `writes[first]` up to `writes[first + count - 1]`.
+interface BatchEntry {
+	readonly execution: Execution;
+	readonly patch: RunPatch;
+	readonly first: number;
+	readonly count: 1 | 2;
+}
 
 export class RunWriter {
 	readonly #registry: RunRegistry;
 	readonly #host: RunWriterHost;
-	// Runs whose writes are pending, in flight or awaiting a retry.
-	readonly #busy = new Set<Execution>();
+	// Runs with writes pending, in flight or awaiting a retry (each has `execution.busy` set).
+	#busy = 0;
 	// Once closed, nothing more is sent and retries are dropped.
 	#closed = false;
-	// Runs whose writes start in the next microtask: deferred so that the changes of one tick go
-	// out as one write (a run started on a free slot is added as RUNNING in a single round trip).
+	// Runs whose writes go out at the end of this tick: deferred so that the changes of one tick
+	// are one write per run (a run started on a free slot is added as RUNNING in one write) and
+	// one batch for all runs.
 	#scheduled: Execution[] = [];
-	readonly #startScheduled = (): void => {
+	readonly #flushScheduled = (): void => {
 		const scheduled = this.#scheduled;
 		this.#scheduled = [];
-		for (const execution of scheduled) void this.#drain(execution);
+		if (this.#closed) return;
+		if (this.#registry.applyWrites === undefined) {
+			for (const execution of scheduled) void this.#drain(execution);
+		} else {
+			this.#sendBatch(scheduled);
+		}
 	};
 
 	constructor(registry: RunRegistry, host: RunWriterHost) {
@@ -50,43 +71,169 @@ export class RunWriter {
 
 	/** How many runs have writes outstanding. */
 	get size(): number {
-		return this.#busy.size;
-	}
-
-	/** The runs with writes outstanding. */
-	busy(): IterableIterator<Execution> {
-		return this.#busy.values();
+		return this.#busy;
 	}
 
 	/** Queues `patch` after the run's earlier changes. The first write adds the whole current view. */
 	enqueue(execution: Execution, patch: RunPatch): void {
 		if (execution.detached || this.#closed) return;
 		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
-		if (!execution.writing && execution.retryTimer === undefined && !this.#busy.has(execution)) {
-			this.#busy.add(execution);
-			this.#scheduled.push(execution);
-			if (this.#scheduled.length === 1) queueMicrotask(this.#startScheduled);
-		}
+		if (execution.busy) return;
+		execution.busy = true;
+		this.#busy++;
+		this.#schedule(execution);
 	}
 
-	/** Stops writing: retries are dropped and what is still pending is given up. Returns the runs given up. */
-	close(): string[] {
+	/**
+	 * Stops writing: retries are dropped and what is still pending is given up. Returns the ids of
+	 * the runs given up, among `executions` (every run the host still holds).
+	 */
+	close(executions: Iterable<Execution>): string[] {
 		this.#closed = true;
 		const abandoned: string[] = [];
-		for (const execution of this.#busy) {
+		for (const execution of executions) {
+			if (!execution.busy) continue;
 			abandoned.push(execution.runId);
 			if (execution.retryTimer !== undefined) clearTimeout(execution.retryTimer);
 			execution.retryTimer = undefined;
 			execution.pending = undefined;
+			execution.busy = false;
 		}
 
-		this.#busy.clear();
+		this.#busy = 0;
 		return abandoned;
 	}
 
-	async #drain(execution: Execution): Promise<void> {
+	#schedule(execution: Execution): void {
+		this.#scheduled.push(execution);
+		if (this.#scheduled.length === 1) queueMicrotask(this.#flushScheduled);
+	}
+
+	// The run has nothing more to send: it leaves the busy count, and the host hears of it.
+	#idle(execution: Execution): void {
+		if (!execution.busy || execution.writing || execution.pending !== undefined || execution.retryTimer !== undefined) return;
+		execution.busy = false;
+		this.#busy--;
+		this.#host.onWritten(execution);
+	}
+
+	// The fast path: one applyWrites call for every run changed in this tick.
+	#sendBatch(executions: Execution[]): void {
+		const writes: RunWrite[] = [];
+		const entries: BatchEntry[] = [];
+		for (const execution of executions) {
+			const patch = execution.pending;
+			if (patch === undefined || execution.detached || execution.writing || execution.retryTimer !== undefined) {
+				this.#idle(execution);
+				continue;
+			}
+
+			execution.pending = undefined;
+			execution.writing = true;
+			const first = writes.length;
+			if (execution.stored === undefined && !execution.adopted) {
+				writes.push({ type: 'add', run: execution.view });
+			} else {
+				// An adopted record was added QUEUED by the caller.
+				const base = execution.stored ?? 'queued';
+				if (base === 'queued' && patch.status === 'completed') {
+					// Started and ended before its start was written: queued → completed is not a step.
+					writes.push({ type: 'update', runId: execution.runId, patch: startOf(patch), ifStatus: base }, { type: 'update', runId: execution.runId, patch, ifStatus: 'running' });
+				} else {
+					writes.push({ type: 'update', runId: execution.runId, patch, ifStatus: base });
+				}
+			}
+
+			entries.push({ execution, patch, first, count: (writes.length - first) as 1 | 2 });
+		}
+
+		if (writes.length === 0) return;
+		let sent: Promise<RunWriteResult[]>;
+		try {
+			sent = this.#registry.applyWrites!(writes);
+		} catch (error) {
+			sent = Promise.reject(error);
+		}
+
+		sent.then(
+			(results) => this.#settleBatch(entries, writes, results),
+			(error: unknown) => this.#failBatch(entries, error),
+		);
+	}
+
+	#settleBatch(entries: readonly BatchEntry[], writes: readonly RunWrite[], results: readonly RunWriteResult[]): void {
+		for (const entry of entries) {
+			const { execution, patch, first, count } = entry;
+			execution.writing = false;
+			if (this.#closed) continue;
+			let failure: RunWriteResult | undefined;
+			let failedAt = first;
+			for (let index = first; index < first + count; index++) {
+				const result = results[index];
+				if (result?.outcome !== 'applied') {
+					failure = result ?? { outcome: 'failed', error: new Error('applyWrites returned no result for this write') };
+					failedAt = index;
+					break;
+				}
+
+				const write = writes[index] as RunWrite;
+				execution.stored = write.type === 'add' ? write.run.status : (write.patch.status ?? execution.stored);
+			}
+
+			if (failure === undefined) {
+				execution.attempts = 0;
+				this.#host.onStored(execution);
+				if (execution.pending !== undefined && !execution.detached) this.#schedule(execution);
+				else this.#idle(execution);
+				continue;
+			}
+
+			// The slow path, per run. A missed compare-and-set is looked into first; for anything else,
+			// what did not land goes back in front of what arrived since and is sent again on its own.
+			if (failure.outcome === 'missed') {
+				const missed = writes[failedAt] as RunWrite;
+				void this.#drain(execution, { patch, attempted: missed.type === 'update' ? missed.patch.status : undefined, last: failedAt === first + count - 1 });
+			} else {
+				const arrived = execution.pending as RunPatch | undefined;
+				execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
+				void this.#drain(execution);
+			}
+		}
+	}
+
+	// The outcome of the whole batch is unknown: every run of it is retried on its own, later.
+	#failBatch(entries: readonly BatchEntry[], error: unknown): void {
+		for (const { execution, patch } of entries) {
+			execution.writing = false;
+			if (this.#closed || execution.detached) continue;
+			const arrived = execution.pending as RunPatch | undefined;
+			execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
+			this.#retryLater(execution);
+			this.#host.onWriteError(new RegistryError(execution.stored === undefined ? 'addRun' : 'updateRun', execution.runId, error), execution);
+		}
+	}
+
+	// The slow path: one run's writes, one call at a time. With `miss`, a compare-and-set of `patch`
+	// (its last write when `last`, else the start written before it) has just missed in a batch:
+	// what the registry holds is looked into before anything else is sent.
+	async #drain(execution: Execution, miss?: { readonly patch: RunPatch; readonly attempted: RunStatus | undefined; readonly last: boolean }): Promise<void> {
 		execution.writing = true;
 		try {
+			if (miss !== undefined) {
+				const conflict = await this.#conflict(execution, miss.attempted);
+				if (conflict !== undefined) {
+					this.#detach(execution, conflict.stored);
+					return;
+				}
+
+				// Written again whole (the view holds the patch), or the write landed after all; when
+				// what landed was the start of a terminal patch, the patch itself is still to send.
+				if (!miss.last && execution.stored === miss.attempted) {
+					const arrived = execution.pending as RunPatch | undefined;
+					execution.pending = arrived === undefined ? miss.patch : { ...miss.patch, ...arrived };
+				}
+			}
+
 			while (execution.pending !== undefined && !execution.detached && !this.#closed) {
 				const patch = execution.pending;
 				execution.pending = undefined;
@@ -96,7 +243,7 @@ export class RunWriter {
 				} catch (error) {
 					if (this.#closed) return;
 					const operation = execution.stored === undefined ? 'addRun' : 'updateRun';
-					if (isNamed(error, 'ValidationError')) {
+					if (isRefusal(error)) {
 						// The registry refuses what the run holds (a result it cannot store, say): trying
 						// again cannot help. The host may change the run once (drop the result); the whole
 						// view is then written again, and a second refusal ends the run's writes.
@@ -126,15 +273,19 @@ export class RunWriter {
 				if (conflict === undefined) {
 					this.#host.onStored(execution);
 				} else {
-					execution.detached = true;
-					execution.pending = undefined;
-					this.#host.onConflict(execution, conflict.stored);
+					this.#detach(execution, conflict.stored);
 				}
 			}
 		} finally {
 			execution.writing = false;
-			if (!execution.isWriting && this.#busy.delete(execution)) this.#host.onWritten(execution);
+			this.#idle(execution);
 		}
+	}
+
+	#detach(execution: Execution, stored: Run | undefined): void {
+		execution.detached = true;
+		execution.pending = undefined;
+		this.#host.onConflict(execution, stored);
 	}
 
 	#retryLater(execution: Execution): void {
@@ -156,8 +307,7 @@ export class RunWriter {
 		if (base === 'queued' && patch.status === 'completed') {
 			// The run started and ended before its start was written: queued → completed is not a
 			// legal step, so the start goes first.
-			const { status: _status, result: _result, completedAt: _completedAt, ...start } = patch;
-			const started = await this.#update(execution, { ...start, status: 'running' }, base);
+			const started = await this.#update(execution, startOf(patch), base);
 			if (started === undefined) {
 				const conflict = await this.#conflict(execution, 'running');
 				if (conflict !== undefined) return conflict;
@@ -213,13 +363,14 @@ export class RunWriter {
 			// registry's data: this manager still runs it, so it writes it again, whole.
 			execution.adopted = false;
 			execution.stored = undefined;
+			// The whole view goes out, and it holds every change not yet written.
+			execution.pending = undefined;
 			return this.#add(execution);
 		}
 
 		// After a failed attempt, the write may have landed although the registry reported an error.
 		if (
 			execution.attempts > 0 &&
-			current !== undefined &&
 			attempted !== undefined &&
 			current.status === attempted &&
 			current.createdAt === execution.view.createdAt
@@ -235,6 +386,16 @@ export class RunWriter {
 // Errors are matched by name: a registry may come from another copy of this package.
 function isNamed(error: unknown, name: string): boolean {
 	return typeof error === 'object' && error !== null && (error as { name?: unknown }).name === name;
+}
+
+function isRefusal(error: unknown): boolean {
+	return typeof error === 'object' && error !== null && REFUSALS.has((error as { name?: unknown }).name as string);
+}
+
+// The start a terminal patch implies, for a run whose start was never written.
+function startOf(patch: RunPatch): RunPatch {
+	const { status: _status, result: _result, completedAt: _completedAt, error: _error, ...start } = patch;
+	return { ...start, status: 'running' };
 }
 
 function patchOf(view: Run): RunPatch {

@@ -145,21 +145,23 @@ describe('examples/quickstart.ts', () => {
 });
 
 describe('examples/graceful-shutdown.ts', () => {
-	it('shuts down on SIGTERM and reports finished, cancelled and unsettled runs', async () => {
+	it('shuts down on SIGTERM and reports finished, cancelled, timed-out and unsettled runs', async () => {
 		const result = await runExample('examples/graceful-shutdown.ts', 60_000);
 		const context = `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
 		expect(result.code, context).toBe(0);
 		expect(result.stdout).toMatch(/SIGTERM received: shutdown\(/);
 
 		const report = new Map<string, { count: number; labels: string[] }>();
-		for (const [, key, count, labels] of result.stdout.matchAll(/^ {2}(finished|cancelled|unsettled|unflushed)\s+(\d+) {2}(.*)$/gm)) {
+		for (const [, key, count, labels] of result.stdout.matchAll(/^ {2}(finished|cancelled|timedOut|unsettled|unflushed)\s+(\d+) {2}(.*)$/gm)) {
 			report.set(key!, { count: Number(count), labels: labels === '-' ? [] : labels!.split(', ') });
 		}
 
-		expect([...report.keys()].sort(), context).toEqual(['cancelled', 'finished', 'unflushed', 'unsettled']);
+		expect([...report.keys()].sort(), context).toEqual(['cancelled', 'finished', 'timedOut', 'unflushed', 'unsettled']);
 		expect(report.get('finished')!.labels, context).toEqual(['send-email']);
 		expect(report.get('cancelled')!.labels, context).toEqual(expect.arrayContaining(['video-render', 'nightly-report']));
 		expect(report.get('cancelled')!.labels, context).not.toContain('send-email');
+		expect(report.get('timedOut')!.labels, context).toEqual(['legacy-export']);
+		expect(report.get('cancelled')!.labels, context).not.toContain('legacy-export');
 		expect(report.get('unsettled')!.labels, context).toEqual(['legacy-export']);
 		expect(report.get('unflushed')!.count, context).toBe(0);
 		for (const { count, labels } of report.values()) expect(labels).toHaveLength(count);
@@ -167,7 +169,7 @@ describe('examples/graceful-shutdown.ts', () => {
 		// The registry has the final word for each run, including the one whose function never stopped.
 		expect(result.stdout).toMatch(/^ {2}send-email\s+completed$/m);
 		expect(result.stdout).toMatch(/^ {2}video-render\s+cancelled$/m);
-		expect(result.stdout).toMatch(/^ {2}legacy-export\s+cancelled$/m);
+		expect(result.stdout).toMatch(/^ {2}legacy-export\s+failed$/m);
 		expect(result.stdout).toMatch(/^ {2}nightly-report\s+cancelled$/m);
 	}, 90_000);
 

@@ -47,12 +47,12 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 }
 
 describe('startTask', () => {
-	it('returns a 21-character nanoid at once and records the run QUEUED', () => {
+	it('returns a 20-character URL-safe id at once and records the run QUEUED', () => {
 		const { manager, events } = createManager();
 		const task = controlledTask();
 		const runId = manager.startTask({ moduleId: 'render' }, task.fn);
 
-		expect(runId).toMatch(/^[A-Za-z0-9_-]{21}$/);
+		expect(runId).toMatch(/^[A-Za-z0-9_-]{20}$/);
 		expect(manager.isTaskActive(runId)).toBe(true);
 		expect(manager.getActiveTaskCount()).toBe(1);
 		expect(manager.getActiveTaskIds()).toEqual([runId]);

@@ -194,7 +194,7 @@ describe('a registry whose writes fail for a while', () => {
 		await sleep(20);
 		const report = await manager.shutdown({ graceMs: 0, abortGraceMs: 50 });
 		// The run had ended before the shutdown began: it is in none of the run lists, only unflushed.
-		expect(report).toEqual({ finished: [], cancelled: [], unsettled: [], unflushed: [runId] });
+		expect(report).toEqual({ finished: [], cancelled: [], timedOut: [], unsettled: [], unflushed: [runId] });
 		const calls = registry.calls.addRun + registry.calls.updateRun;
 		await sleep(300);
 		expect(registry.calls.addRun + registry.calls.updateRun).toBe(calls);

@@ -106,7 +106,7 @@ describe('flush', () => {
 describe('shutdown', () => {
 	it('returns empty lists when nothing is active', async () => {
 		const { manager } = createManager();
-		expect(await manager.shutdown({ graceMs: 10, abortGraceMs: 10 })).toEqual({ finished: [], cancelled: [], unsettled: [], unflushed: [] });
+		expect(await manager.shutdown({ graceMs: 10, abortGraceMs: 10 })).toEqual({ finished: [], cancelled: [], timedOut: [], unsettled: [], unflushed: [] });
 	});
 
 	it('cancels queued runs, lets running ones finish within graceMs and reports them', async () => {
@@ -126,7 +126,7 @@ describe('shutdown', () => {
 		alsoQuick.done.reject(new Error('failed during grace'));
 
 		const report = await shutdown;
-		expect(report).toEqual({ finished: ['quick', 'also-quick'], cancelled: ['queued'], unsettled: [], unflushed: [] });
+		expect(report).toEqual({ finished: ['quick', 'also-quick'], cancelled: ['queued'], timedOut: [], unsettled: [], unflushed: [] });
 		expect(queued.calls).toBe(0);
 		expect(await registry.getRun('quick')).toMatchObject({ status: 'completed', result: 'q' });
 		expect((await registry.getRun('also-quick'))!.status).toBe('failed');
@@ -143,7 +143,7 @@ describe('shutdown', () => {
 		});
 		await sleep(5);
 		const report = await manager.shutdown({ graceMs: 30, abortGraceMs: 500 });
-		expect(report).toEqual({ finished: [], cancelled: [slow], unsettled: [], unflushed: [] });
+		expect(report).toEqual({ finished: [], cancelled: [slow], timedOut: [], unsettled: [], unflushed: [] });
 		const stored = await registry.getRun(slow);
 		expect(stored).toMatchObject({ status: 'cancelled', error: { name: 'CancelledError', message: 'Run "slow" was cancelled: shutdown' } });
 		expect(manager.getStats()).toMatchObject({ running: 0, draining: 0, cancelled: 1 });
@@ -162,7 +162,7 @@ describe('shutdown', () => {
 		expect((await shutdown).unsettled).toEqual([]);
 	});
 
-	it('returns even when a task ignores its signal forever, and names it unsettled', async () => {
+	it('records a task that ignores its abort FAILED with a ShutdownTimeoutError, returns in time and names it unsettled', async () => {
 		const { manager, registry } = createManager();
 		const stubbornId = manager.startTask({ runId: 'stubborn', moduleId: 'm' }, () => never());
 		const politeId = manager.startTask({ runId: 'polite', moduleId: 'm' }, (ctx) => {
@@ -176,10 +176,43 @@ describe('shutdown', () => {
 		const started = Date.now();
 		const report = await manager.shutdown({ graceMs, abortGraceMs });
 		expect(Date.now() - started).toBeLessThan(graceMs + abortGraceMs + 2000);
-		expect(report).toEqual({ finished: [], cancelled: [stubbornId, politeId], unsettled: [stubbornId], unflushed: [] });
-		expect((await registry.getRun('stubborn'))!.status).toBe('cancelled');
-		expect((await registry.getRun('polite'))!.status).toBe('cancelled');
-		expect(manager.getStats()).toMatchObject({ draining: 1, cancelled: 2 });
+		expect(report).toEqual({ finished: [], cancelled: [politeId], timedOut: [stubbornId], unsettled: [stubbornId], unflushed: [] });
+		expect(await registry.getRun('stubborn')).toMatchObject({ status: 'failed', error: { name: 'ShutdownTimeoutError', message: `Run "stubborn" did not stop within ${abortGraceMs} ms of being aborted at shutdown` } });
+		expect(await registry.getRun('polite')).toMatchObject({ status: 'cancelled', error: { name: 'CancelledError', message: 'Run "polite" was cancelled: shutdown' } });
+		expect(manager.getStats()).toMatchObject({ draining: 1, cancelled: 1, failed: 1 });
+	});
+
+	it('with 100 runs, reports 50 finished, 40 cancelled and 10 timed out, leaves none RUNNING and returns within graceMs + abortGraceMs + 250 ms', async () => {
+		const { manager, registry } = createManager({ concurrency: 100 });
+		const graceMs = 200;
+		const abortGraceMs = 200;
+		const ids = { finish: [] as string[], honour: [] as string[], ignore: [] as string[] };
+		for (let index = 0; index < 100; index++) {
+			if (index < 50) ids.finish.push(manager.startTask({ runId: `finish-${index}`, moduleId: 'm' }, () => sleep(20 + (index % 10) * 5)));
+			else if (index < 90) {
+				ids.honour.push(
+					manager.startTask({ runId: `honour-${index}`, moduleId: 'm' }, (ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => setTimeout(() => reject(ctx.signal.reason as Error), 10), { once: true }))),
+				);
+			} else ids.ignore.push(manager.startTask({ runId: `ignore-${index}`, moduleId: 'm' }, () => never()));
+		}
+
+		await sleep(5);
+		const started = Date.now();
+		const report = await manager.shutdown({ graceMs, abortGraceMs });
+		const elapsed = Date.now() - started;
+		expect(elapsed).toBeLessThan(graceMs + abortGraceMs + 250);
+		expect([report.finished.length, report.cancelled.length, report.timedOut.length]).toEqual([50, 40, 10]);
+		expect(report.finished.sort()).toEqual(ids.finish.sort());
+		expect(report.cancelled.sort()).toEqual(ids.honour.sort());
+		expect(report.timedOut.sort()).toEqual(ids.ignore.sort());
+		expect(report.unsettled.sort()).toEqual(ids.ignore.sort());
+		expect(report.unflushed).toEqual([]);
+		const statuses = await Promise.all([...ids.finish, ...ids.honour, ...ids.ignore].map(async (runId) => (await registry.getRun(runId))!.status));
+		expect(statuses.filter((status) => status === 'completed')).toHaveLength(50);
+		expect(statuses.filter((status) => status === 'cancelled')).toHaveLength(40);
+		expect(statuses.filter((status) => status === 'failed')).toHaveLength(10);
+		expect((await registry.listRuns({ status: ['queued', 'running'] })).runs).toEqual([]);
+		for (const runId of ids.ignore) expect((await registry.getRun(runId))!.error?.name).toBe('ShutdownTimeoutError');
 	});
 
 	it('returns the same report object when called twice', async () => {
@@ -232,7 +265,7 @@ describe('shutdown', () => {
 		expect(() => manager.shutdown({ graceMs: -1 })).toThrow(ValidationError);
 	});
 
-	it('cancels adopted and promise runs too', async () => {
+	it('gives adopted and promise runs the same abort window', async () => {
 		const { manager, registry } = createManager();
 		const now = Date.now();
 		await registry.addRun({ runId: 'adopted', moduleId: 'm', status: 'queued', priority: 'normal', parameters: {}, createdAt: now, updatedAt: now });
@@ -240,10 +273,12 @@ describe('shutdown', () => {
 		manager.startTask({ runId: 'promise', moduleId: 'm' }, never<string>());
 		await sleep(5);
 		const report = await manager.shutdown({ graceMs: 10, abortGraceMs: 20 });
-		expect(report.cancelled.sort()).toEqual(['adopted', 'promise']);
+		// Neither settles: a promise cannot be aborted, and the adopted run's task ignores its signal.
+		expect(report.timedOut.sort()).toEqual(['adopted', 'promise']);
+		expect(report.cancelled).toEqual([]);
 		expect(report.unsettled).toEqual(['adopted']);
-		expect((await registry.getRun('adopted'))!.status).toBe('cancelled');
-		expect((await registry.getRun('promise'))!.status).toBe('cancelled');
+		expect((await registry.getRun('adopted'))!.error?.name).toBe('ShutdownTimeoutError');
+		expect((await registry.getRun('promise'))!.error?.name).toBe('ShutdownTimeoutError');
 		expect((await manager.listRuns()).runs).toHaveLength(2);
 	});
 
