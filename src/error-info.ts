@@ -10,6 +10,15 @@ export const MAX_ERROR_MESSAGE_LENGTH = 4096;
 export const MAX_ERROR_STACK_LENGTH = 16_384;
 
 export function toErrorInfo(value: unknown): RunErrorInfo {
+	try {
+		return describeThrown(value);
+	} catch {
+		// A revoked Proxy, say: even `instanceof` and `in` throw on it.
+		return { name: 'Error', message: 'Task threw a value that cannot be inspected' };
+	}
+}
+
+function describeThrown(value: unknown): RunErrorInfo {
 	if (value instanceof Error || (typeof value === 'object' && value !== null && 'message' in value)) {
 		// Property reads go through getters that may throw: read each one defensively.
 		const name = read(value, 'name');

@@ -86,6 +86,8 @@ export class Execution implements Queued {
 	stored: RunStatus | undefined;
 	/** The caller added the record before `startTask`: the first write updates it rather than adding it. */
 	adopted: boolean;
+	/** The caller chose the id, which may be taken in the registry already: the function waits for the add. */
+	readonly chosenId: boolean;
 	/** Changes not yet sent to the registry, merged in order. */
 	pending: RunPatch | undefined;
 	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
@@ -103,7 +105,7 @@ export class Execution implements Queued {
 	/** `waitForRun` callers, resolved once the terminal state is written. */
 	waiters: Array<(run: Run) => void> | undefined;
 
-	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean) {
+	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean, chosenId: boolean) {
 		this.runId = view.runId;
 		this.moduleId = view.moduleId;
 		this.itemId = view.itemId;
@@ -113,6 +115,7 @@ export class Execution implements Queued {
 		this.seq = seq;
 		this.timeoutMs = timeoutMs;
 		this.adopted = adopted;
+		this.chosenId = chosenId;
 	}
 
 	get isTerminal(): boolean {

@@ -261,7 +261,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
 		if (isFunction && this.#isQueueFull(view.moduleId)) throw new QueueFullError(this.#options.maxQueued);
 
-		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted);
+		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted, adopted || run.runId !== undefined);
 		this.#executions.set(view.runId, execution);
 		this.#queued++;
 		this.#countQueued(execution.moduleId, 1);
@@ -594,8 +594,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		this.#takeSlot(execution);
 		// A run that others can see QUEUED in the registry may be cancelled there: its function is
-		// called only once the compare-and-set queued → running has landed (see #onStored).
-		if (execution.stored === 'queued' || (execution.adopted && execution.stored === undefined)) {
+		// called only once the compare-and-set queued → running has landed (see #onStored). A run
+		// whose id the caller chose may find the id taken: its function waits for the add.
+		if (execution.stored === 'queued' || (execution.chosenId && execution.stored === undefined)) {
 			execution.gated = true;
 			return;
 		}

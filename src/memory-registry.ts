@@ -6,13 +6,17 @@
 import { IllegalTransitionError, RunExistsError, ValidationError } from './errors.js';
 import { OrderedIndex } from './memory/ordered-index.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, parseStatusFilter } from './run-validation.js';
-import type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from './registry.js';
+import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
 import {
 	RunStatus,
 	isLegalTransition,
+	isRunStatus,
 	isTerminalStatus,
 	type Run,
+	type RunErrorInfo,
 	type RunPatch,
+	type RunPriority,
+	type RunProgress,
 } from './run.js';
 
 /** Options for {@link MemoryRunRegistry}. */
@@ -27,19 +31,51 @@ export interface MemoryRunRegistryOptions {
 	readonly maxRuns?: number;
 }
 
-// The stored record: a Run the registry may update in place.
-type StoredRun = { -readonly [K in keyof Run]: Run[K] };
-
-// One per stored run; the index buckets and the terminal queue hold these.
-interface Entry {
-	// The record; `undefined` once the run is removed, which makes the entry dead everywhere.
-	run: StoredRun | undefined;
-	// Copied from the record so that the order is known even after removal.
+// One per stored run: the run's fields, updated in place, and the registry's bookkeeping. The
+// index buckets and the terminal queue hold these. One object per run, all fields set in the
+// constructor so that every record has the same shape (fewer bytes kept per finished run).
+class Entry {
+	readonly runId: string;
+	readonly moduleId: string;
+	status: RunStatus;
+	priority: RunPriority;
+	readonly parameters: unknown;
 	readonly createdAt: number;
+	updatedAt: number;
+	readonly moduleName: string | undefined;
+	readonly itemId: string | undefined;
+	ownerId: string | undefined;
+	progress: RunProgress | undefined;
+	result: unknown;
+	error: RunErrorInfo | undefined;
+	startedAt: number | undefined;
+	completedAt: number | undefined;
+	metadata: Readonly<Record<string, unknown>> | undefined;
 	// Insertion order: breaks ties between equal `createdAt`s, so positions are unique.
 	readonly seq: number;
-	// `completedAt ?? updatedAt` once terminal (fixed from then on, as terminal runs never change).
-	endedAt: number;
+	// Set once the run is removed, which makes the entry dead in every index still holding it.
+	removed = false;
+
+	// `run` is validated; user values are copied here.
+	constructor(run: Run, seq: number) {
+		this.runId = run.runId;
+		this.moduleId = run.moduleId;
+		this.status = run.status;
+		this.priority = run.priority;
+		this.parameters = storeValue(run.parameters);
+		this.createdAt = run.createdAt;
+		this.updatedAt = run.updatedAt;
+		this.moduleName = run.moduleName;
+		this.itemId = run.itemId;
+		this.ownerId = run.ownerId;
+		this.progress = storeValue(run.progress);
+		this.result = storeValue(run.result);
+		this.error = storeValue(run.error);
+		this.startedAt = run.startedAt;
+		this.completedAt = run.completedAt;
+		this.metadata = storeValue(run.metadata);
+		this.seq = seq;
+	}
 }
 
 // A position in creation order: what a cursor encodes.
@@ -48,24 +84,30 @@ interface Position {
 	readonly seq: number;
 }
 
+// Results shared by every write of a batch that went as expected.
+const APPLIED: RunWriteResult = Object.freeze({ outcome: 'applied' });
+const MISSED: RunWriteResult = Object.freeze({ outcome: 'missed' });
+
 const DEFAULT_MAX_RUNS = 10_000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 10_000;
 const STATUSES = Object.values(RunStatus);
 
 const byCreation = (a: Position, b: Position): number => a.createdAt - b.createdAt || a.seq - b.seq;
-const byEnd = (a: Entry, b: Entry): number => a.endedAt - b.endedAt || a.seq - b.seq;
-const isStored = (entry: Entry): boolean => entry.run !== undefined;
+// When a terminal run ended; fixed from then on, as terminal runs never change.
+const endOf = (entry: Entry): number => entry.completedAt ?? entry.updatedAt;
+const byEnd = (a: Entry, b: Entry): number => endOf(a) - endOf(b) || a.seq - b.seq;
+const isStored = (entry: Entry): boolean => !entry.removed;
 // Module and item never change, so staying stored is all it takes to stay in their buckets.
 const storedLiveness = (): ((entry: Entry) => boolean) => isStored;
 const statusPredicates = Object.fromEntries(
-	STATUSES.map((status) => [status, (entry: Entry) => entry.run?.status === status]),
+	STATUSES.map((status) => [status, (entry: Entry) => !entry.removed && entry.status === status]),
 ) as Record<RunStatus, (entry: Entry) => boolean>;
 const statusLiveness = (status: RunStatus): ((entry: Entry) => boolean) => statusPredicates[status];
 const ownerLiveness =
 	(ownerId: string) =>
 	(entry: Entry): boolean =>
-		entry.run?.ownerId === ownerId;
+		!entry.removed && entry.ownerId === ownerId;
 
 /**
  * A {@link RunRegistry} that keeps runs in memory: for a single process, tests and demos.
@@ -83,7 +125,7 @@ const ownerLiveness =
  * ```
  */
 export class MemoryRunRegistry implements RunRegistry {
-	// Every stored run by id; an entry here always has its `run` set.
+	// Every stored run by id; an entry here is never `removed`.
 	readonly #entries = new Map<string, Entry>();
 	// Every stored run in creation order.
 	readonly #all = new OrderedIndex<Entry, Position>(byCreation, isStored);
@@ -130,24 +172,14 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When `run` is not a run.
 	 */
 	async addRun(run: Run): Promise<void> {
-		const record = toStoredRun(run);
-		if (this.#entries.has(record.runId)) throw new RunExistsError(record.runId);
-		this.#makeRoom();
-		const entry: Entry = { run: record, createdAt: record.createdAt, seq: this.#nextSeq++, endedAt: 0 };
-		this.#entries.set(record.runId, entry);
-		this.#all.insert(entry);
-		join(this.#byStatus, record.status, entry, statusLiveness);
-		join(this.#byModule, record.moduleId, entry, storedLiveness);
-		if (record.itemId !== undefined) join(this.#byItem, record.itemId, entry, storedLiveness);
-		if (record.ownerId !== undefined) join(this.#byOwner, record.ownerId, entry, ownerLiveness);
-		if (isTerminalStatus(record.status)) this.#end(entry, record);
+		this.#add(run);
 	}
 
 	/** A copy of the run, or `undefined` when the id is unknown. */
 	async getRun(runId: string): Promise<Run | undefined> {
 		assertId('runId', runId);
-		const record = this.#entries.get(runId)?.run;
-		return record === undefined ? undefined : snapshot(record);
+		const entry = this.#entries.get(runId);
+		return entry === undefined ? undefined : snapshot(entry);
 	}
 
 	/**
@@ -158,38 +190,87 @@ export class MemoryRunRegistry implements RunRegistry {
 	 */
 	async updateRun(runId: string, patch: RunPatch, options: UpdateRunOptions = {}): Promise<Run | undefined> {
 		assertId('runId', runId);
+		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
+		const entry = this.#update(runId, patch, ifStatus);
+		return entry === undefined ? undefined : snapshot(entry);
+	}
+
+	/**
+	 * Applies `writes` in order, each exactly as `addRun` / `updateRun` would, all before the promise
+	 * settles (so the batch is atomic too). Resolves one result per write.
+	 * @throws {ValidationError} When `writes` is not an array.
+	 */
+	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
+		if (!Array.isArray(writes)) throw new ValidationError('writes', 'an array of writes', writes);
+		const results = new Array<RunWriteResult>(writes.length);
+		for (let index = 0; index < writes.length; index++) {
+			const write = writes[index] as RunWrite;
+			try {
+				if (typeof write !== 'object' || write === null) throw new ValidationError(`writes[${index}]`, "an { type: 'add' | 'update', … } object", write);
+				if (write.type === 'add') {
+					this.#add(write.run);
+					results[index] = APPLIED;
+				} else if (write.type === 'update') {
+					assertId(`writes[${index}].runId`, write.runId);
+					if (!isRunStatus(write.ifStatus)) throw new ValidationError(`writes[${index}].ifStatus`, 'a run status', write.ifStatus);
+					results[index] = this.#update(write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+				} else {
+					throw new ValidationError(`writes[${index}].type`, "'add' or 'update'", (write as { type?: unknown }).type);
+				}
+			} catch (error) {
+				results[index] = { outcome: 'failed', error };
+			}
+		}
+		return results;
+	}
+
+	#add(run: Run): void {
+		assertRun(run);
+		if (this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
+		this.#makeRoom();
+		const entry = new Entry(run, this.#nextSeq++);
+		this.#entries.set(entry.runId, entry);
+		this.#all.insert(entry);
+		join(this.#byStatus, entry.status, entry, statusLiveness);
+		join(this.#byModule, entry.moduleId, entry, storedLiveness);
+		if (entry.itemId !== undefined) join(this.#byItem, entry.itemId, entry, storedLiveness);
+		if (entry.ownerId !== undefined) join(this.#byOwner, entry.ownerId, entry, ownerLiveness);
+		if (isTerminalStatus(entry.status)) this.#ended.insert(entry);
+	}
+
+	// The updated entry, or undefined when the run is missing or not in `ifStatus`. `runId` is checked.
+	#update(runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined): Entry | undefined {
 		assertPatch(patch);
-		const ifStatus = toSet(parseStatusFilter('options.ifStatus', options.ifStatus));
 		const entry = this.#entries.get(runId);
-		const record = entry?.run;
-		if (entry === undefined || record === undefined) return undefined;
-		if (ifStatus !== undefined && !ifStatus.has(record.status)) return undefined;
-		const from = record.status;
+		if (entry === undefined) return undefined;
+		if (ifStatus !== undefined && (typeof ifStatus === 'string' ? entry.status !== ifStatus : !ifStatus.includes(entry.status))) return undefined;
+		const from = entry.status;
 		const to = patch.status ?? from;
 		if (isTerminalStatus(from) || !isLegalTransition(from, to)) throw new IllegalTransitionError(runId, from, to);
 
-		const previousOwner = record.ownerId;
-		record.status = to;
-		if (patch.priority !== undefined) record.priority = patch.priority;
-		if (patch.progress !== undefined) record.progress = cloneValue(patch.progress);
-		if (patch.result !== undefined) record.result = cloneValue(patch.result);
-		if (patch.error !== undefined) record.error = cloneValue(patch.error);
-		if (patch.startedAt !== undefined) record.startedAt = patch.startedAt;
-		if (patch.completedAt !== undefined) record.completedAt = patch.completedAt;
-		if (patch.ownerId !== undefined) record.ownerId = patch.ownerId;
-		if (patch.metadata !== undefined) record.metadata = cloneValue(patch.metadata);
-		record.updatedAt = Math.max(Date.now(), record.updatedAt);
+		const previousOwner = entry.ownerId;
+		entry.status = to;
+		if (patch.priority !== undefined) entry.priority = patch.priority;
+		if (patch.progress !== undefined) entry.progress = storeValue(patch.progress);
+		if (patch.result !== undefined) entry.result = storeValue(patch.result);
+		if (patch.error !== undefined) entry.error = storeValue(patch.error);
+		if (patch.startedAt !== undefined) entry.startedAt = patch.startedAt;
+		if (patch.completedAt !== undefined) entry.completedAt = patch.completedAt;
+		if (patch.ownerId !== undefined) entry.ownerId = patch.ownerId;
+		if (patch.metadata !== undefined) entry.metadata = storeValue(patch.metadata);
+		const now = Date.now();
+		if (now > entry.updatedAt) entry.updatedAt = now;
 
 		if (to !== from) {
 			leave(this.#byStatus, from);
 			join(this.#byStatus, to, entry, statusLiveness);
-			if (isTerminalStatus(to)) this.#end(entry, record);
+			if (isTerminalStatus(to)) this.#ended.insert(entry);
 		}
-		if (record.ownerId !== previousOwner) {
+		if (entry.ownerId !== previousOwner) {
 			if (previousOwner !== undefined) leave(this.#byOwner, previousOwner);
-			join(this.#byOwner, record.ownerId as string, entry, ownerLiveness);
+			join(this.#byOwner, entry.ownerId as string, entry, ownerLiveness);
 		}
-		return snapshot(record);
+		return entry;
 	}
 
 	/**
@@ -244,14 +325,13 @@ export class MemoryRunRegistry implements RunRegistry {
 			const source = sources[pick] as OrderedIndex<Entry, Position>;
 			const entry = current(sources, positions, pick);
 			positions[pick] = (positions[pick] as number) - 1;
-			const record = entry.run;
-			if (record === undefined || !source.holds(entry)) continue;
-			if (statuses !== undefined && !statuses.has(record.status)) continue;
-			if (moduleId !== undefined && record.moduleId !== moduleId) continue;
-			if (itemId !== undefined && record.itemId !== itemId) continue;
-			if (ownerId !== undefined && record.ownerId !== ownerId) continue;
+			if (entry.removed || !source.holds(entry)) continue;
+			if (statuses !== undefined && !statuses.has(entry.status)) continue;
+			if (moduleId !== undefined && entry.moduleId !== moduleId) continue;
+			if (itemId !== undefined && entry.itemId !== itemId) continue;
+			if (ownerId !== undefined && entry.ownerId !== ownerId) continue;
 			if (runs.length === limit) return { runs, nextCursor: encodeCursor(last as Entry) };
-			runs.push(snapshot(record));
+			runs.push(snapshot(entry));
 			last = entry;
 		}
 		return { runs };
@@ -262,8 +342,8 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (!Array.isArray(runIds)) throw new ValidationError('runIds', 'an array of run ids', runIds);
 		return runIds.map((runId: string) => {
 			assertId('runId', runId);
-			const record = this.#entries.get(runId)?.run;
-			return record === undefined ? undefined : snapshot(record);
+			const entry = this.#entries.get(runId);
+			return entry === undefined ? undefined : snapshot(entry);
 		});
 	}
 
@@ -291,14 +371,14 @@ export class MemoryRunRegistry implements RunRegistry {
 			if (bucket === undefined) continue;
 			for (let position = bucket.start; position < bucket.end; position++) {
 				const entry = bucket.at(position);
-				const ownerId = entry.run?.status === status ? entry.run.ownerId : undefined;
+				const ownerId = !entry.removed && entry.status === status ? entry.ownerId : undefined;
 				if (ownerId !== undefined && !((this.#leases.get(ownerId) ?? 0) > now)) orphans.push(entry);
 			}
 		}
 
 		// Each update runs to completion when called (nothing in it waits), so the whole reap is one atomic step.
 		const reaped = orphans.map((entry) => {
-			const { runId, ownerId, status } = entry.run as StoredRun;
+			const { runId, ownerId, status } = entry;
 			return this.updateRun(
 				runId,
 				{
@@ -334,7 +414,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		}
 		const cutoff = Date.now() - maxAgeMs;
 		let removed = 0;
-		for (let oldest = this.#ended.first(); oldest !== undefined && oldest.endedAt < cutoff; oldest = this.#ended.first()) {
+		for (let oldest = this.#ended.first(); oldest !== undefined && endOf(oldest) < cutoff; oldest = this.#ended.first()) {
 			this.#remove(oldest);
 			removed++;
 		}
@@ -350,22 +430,15 @@ export class MemoryRunRegistry implements RunRegistry {
 		}
 	}
 
-	// Queues a run that just became terminal for eviction and cleanup.
-	#end(entry: Entry, record: StoredRun): void {
-		entry.endedAt = record.completedAt ?? record.updatedAt;
-		this.#ended.insert(entry);
-	}
-
 	#remove(entry: Entry): void {
-		const record = entry.run as StoredRun;
-		entry.run = undefined;
-		this.#entries.delete(record.runId);
+		entry.removed = true;
+		this.#entries.delete(entry.runId);
 		this.#all.markDead();
-		leave(this.#byStatus, record.status);
-		leave(this.#byModule, record.moduleId);
-		if (record.itemId !== undefined) leave(this.#byItem, record.itemId);
-		if (record.ownerId !== undefined) leave(this.#byOwner, record.ownerId);
-		if (isTerminalStatus(record.status)) this.#ended.markDead();
+		leave(this.#byStatus, entry.status);
+		leave(this.#byModule, entry.moduleId);
+		if (entry.itemId !== undefined) leave(this.#byItem, entry.itemId);
+		if (entry.ownerId !== undefined) leave(this.#byOwner, entry.ownerId);
+		if (isTerminalStatus(entry.status)) this.#ended.markDead();
 	}
 }
 
@@ -396,35 +469,45 @@ function leave<K>(buckets: Map<K, OrderedIndex<Entry, Position>>, key: K): void 
 	if (bucket.size === 0) buckets.delete(key);
 }
 
-// Validates `run` and builds the stored record from its known fields, copying user values.
-function toStoredRun(run: Run): StoredRun {
-	assertRun(run);
-	const { runId, moduleId, status, priority, createdAt, updatedAt } = run;
-	const record: StoredRun = { runId, moduleId, status, priority, parameters: cloneValue(run.parameters), createdAt, updatedAt };
-	if (run.moduleName !== undefined) record.moduleName = run.moduleName;
-	if (run.itemId !== undefined) record.itemId = run.itemId;
-	if (run.ownerId !== undefined) record.ownerId = run.ownerId;
-	if (run.progress !== undefined) record.progress = cloneValue(run.progress);
-	if (run.result !== undefined) record.result = cloneValue(run.result);
-	if (run.error !== undefined) record.error = cloneValue(run.error);
-	if (run.startedAt !== undefined) record.startedAt = run.startedAt;
-	if (run.completedAt !== undefined) record.completedAt = run.completedAt;
-	if (run.metadata !== undefined) record.metadata = cloneValue(run.metadata);
-	return record;
-}
-
 function toSet(statuses: RunStatus[] | undefined): Set<RunStatus> | undefined {
 	return statuses === undefined ? undefined : new Set(statuses);
 }
 
-function snapshot(record: StoredRun): Run {
-	const copy = { ...record };
-	copy.parameters = cloneValue(record.parameters);
-	if (record.progress !== undefined) copy.progress = cloneValue(record.progress);
-	if (record.result !== undefined) copy.result = cloneValue(record.result);
-	if (record.error !== undefined) copy.error = cloneValue(record.error);
-	if (record.metadata !== undefined) copy.metadata = cloneValue(record.metadata);
-	return copy;
+// A run as callers see it: the entry's fields that are set, user values copied.
+function snapshot(entry: Entry): Run {
+	const run: { -readonly [K in keyof Run]: Run[K] } = {
+		runId: entry.runId,
+		moduleId: entry.moduleId,
+		status: entry.status,
+		priority: entry.priority,
+		parameters: cloneValue(entry.parameters),
+		createdAt: entry.createdAt,
+		updatedAt: entry.updatedAt,
+	};
+	if (entry.moduleName !== undefined) run.moduleName = entry.moduleName;
+	if (entry.itemId !== undefined) run.itemId = entry.itemId;
+	if (entry.ownerId !== undefined) run.ownerId = entry.ownerId;
+	if (entry.progress !== undefined) run.progress = cloneValue(entry.progress);
+	if (entry.result !== undefined) run.result = cloneValue(entry.result);
+	if (entry.error !== undefined) run.error = cloneValue(entry.error);
+	if (entry.startedAt !== undefined) run.startedAt = entry.startedAt;
+	if (entry.completedAt !== undefined) run.completedAt = entry.completedAt;
+	if (entry.metadata !== undefined) run.metadata = cloneValue(entry.metadata);
+	return run;
+}
+
+// Stored in place of every empty plain object: never handed out (reads copy), so it can be shared.
+const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+
+// The copy of a user value to store: as `cloneValue`, but empty plain objects (a run's usual
+// `parameters`) all become the one shared `EMPTY`.
+function storeValue<T>(value: T): T {
+	if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+		for (const _key in value) return cloneValue(value);
+		// cloneValue would copy no key either (symbol keys are not copied).
+		return EMPTY as T;
+	}
+	return cloneValue(value);
 }
 
 // Returned by copyPlain for anything it leaves to structuredClone.
@@ -438,12 +521,13 @@ const MAX_PLAIN_DEPTH = 16;
  */
 function cloneValue<T>(value: T): T {
 	if (typeof value !== 'object' || value === null) return value;
-	// Plain data, the usual case, is copied by hand: an order of magnitude cheaper than structuredClone.
-	const copy = copyPlain(value, 0);
-	if (copy !== NOT_PLAIN) return copy as T;
 	try {
+		// Plain data, the usual case, is copied by hand: an order of magnitude cheaper than structuredClone.
+		const copy = copyPlain(value, 0);
+		if (copy !== NOT_PLAIN) return copy as T;
 		return structuredClone(value);
 	} catch {
+		// A getter or a Proxy trap threw, or structuredClone refused the value.
 		return value;
 	}
 }
