@@ -30,7 +30,7 @@ import { isValidId } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry } from './registry.js';
 import { generateRunId } from './run-id.js';
 import { RunQueue } from './run-queue.js';
-import { RunWriter } from './run-writer.js';
+import { RunWriter, isSameRun } from './run-writer.js';
 import {
 	type Run,
 	type RunPatch,
@@ -197,7 +197,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 				else if (execution.stored === 'running') this.#openGate(execution, true);
 			},
 			onWritten: (execution) => this.#onWritten(execution),
-			onConflict: (execution, stored) => this.#onConflict(execution, stored),
+			onConflict: (execution, stored, ours) => this.#onConflict(execution, stored, ours),
 			onRefused: (error, execution) => this.#onRefused(error, execution),
 			onWriteError: (error, execution) => {
 				this.#report(error, execution.detached ? 'The registry refused a write of this run; its writes stop' : 'A registry write failed; it will be retried');
@@ -804,7 +804,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			} else if (isTerminalStatus(stored.status)) {
 				execution.detached = true;
 				execution.pending = undefined;
-				this.#onConflict(execution, stored);
+				this.#onConflict(execution, stored, isSameRun(stored, execution.view));
 				this.#afterChange(execution);
 			}
 		}
@@ -913,7 +913,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	// The registry holds a state this manager did not write: it wins.
-	#onConflict(execution: Execution, stored: Run | undefined): void {
+	#onConflict(execution: Execution, stored: Run | undefined, ours: boolean): void {
 		// A run still waiting at its start gate never gets its function called.
 		if (execution.gated) {
 			execution.gated = false;
@@ -922,7 +922,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#drain();
 		}
 
-		if (stored !== undefined && isTerminalStatus(stored.status) && stored.createdAt === execution.view.createdAt) {
+		if (stored !== undefined && ours && isTerminalStatus(stored.status)) {
 			if (!execution.isTerminal) {
 				this.#abort(execution, stored.status === 'cancelled' ? CancelledError.fromStored(execution.runId, stored.error) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
 				this.#clearTimers(execution);

@@ -7,6 +7,7 @@ import { IllegalTransitionError, RunExistsError, ValidationError } from './error
 import { OrderedIndex } from './memory/ordered-index.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
+import { applyWritesNow } from './writes-now.js';
 import {
 	RunStatus,
 	isLegalTransition,
@@ -201,6 +202,11 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When `writes` is not an array.
 	 */
 	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
+		return this[applyWritesNow](writes);
+	}
+
+	/** `applyWrites` without the promise: what the manager calls, so that it writes each change as it happens. */
+	[applyWritesNow](writes: readonly RunWrite[]): RunWriteResult[] {
 		if (!Array.isArray(writes)) throw new ValidationError('writes', 'an array of writes', writes);
 		const results = new Array<RunWriteResult>(writes.length);
 		for (let index = 0; index < writes.length; index++) {

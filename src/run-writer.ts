@@ -5,19 +5,25 @@
  *
  * The changes of one tick go out together: through `registry.applyWrites` as one batch when the
  * registry has it (one call, one round trip for every run changed in that tick), else as one call
- * per run. Anything unusual about a write (a missed compare-and-set, a refusal, a lost
+ * per run. A registry that can apply writes synchronously (the in-memory one) gets each change
+ * at once instead. Anything unusual about a write (a missed compare-and-set, a refusal, a lost
  * connection) is sorted out per run, on the slow path.
  */
 import type { Execution } from './execution.js';
 import { RegistryError } from './errors.js';
 import type { RunRegistry, RunWrite, RunWriteResult } from './registry.js';
+import { applyWritesNow, type WritesNow } from './writes-now.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 
 export interface RunWriterHost {
 	/** Every change of `execution` is written, or will never be (see `detached`). */
 	onWritten(execution: Execution): void;
-	/** The registry holds something else than this manager wrote: `stored`, or nothing. No more writes follow. */
-	onConflict(execution: Execution, stored: Run | undefined): void;
+	/**
+	 * The registry holds something else than this manager wrote: `stored`, or nothing. `ours` tells
+	 * whether `stored` is this run's record (ended elsewhere: cancelled, reaped) rather than another
+	 * run's under the same id. No more writes follow.
+	 */
+	onConflict(execution: Execution, stored: Run | undefined, ours: boolean): void;
 	/** A write of `execution` landed; `execution.stored` is what the registry holds now. */
 	onStored(execution: Execution): void;
 	/** A write failed and will be retried (or, when `execution.detached`, never will be). */
@@ -45,6 +51,8 @@ interface BatchEntry {
 export class RunWriter {
 	readonly #registry: RunRegistry;
 	readonly #host: RunWriterHost;
+	// The registry's synchronous entry point, when it has one: changes are then written as they happen.
+	readonly #now: WritesNow | undefined;
 	// Runs with writes pending, in flight or awaiting a retry (each has `execution.busy` set).
 	#busy = 0;
 	// Once closed, nothing more is sent and retries are dropped.
@@ -67,6 +75,8 @@ export class RunWriter {
 	constructor(registry: RunRegistry, host: RunWriterHost) {
 		this.#registry = registry;
 		this.#host = host;
+		const now = (registry as Partial<Record<typeof applyWritesNow, WritesNow>>)[applyWritesNow];
+		this.#now = typeof now === 'function' ? now.bind(registry) : undefined;
 	}
 
 	/** How many runs have writes outstanding. */
@@ -81,7 +91,8 @@ export class RunWriter {
 		if (execution.busy) return;
 		execution.busy = true;
 		this.#busy++;
-		this.#schedule(execution);
+		if (this.#now === undefined) this.#schedule(execution);
+		else this.#sendBatch([execution]);
 	}
 
 	/**
@@ -148,6 +159,19 @@ export class RunWriter {
 		}
 
 		if (writes.length === 0) return;
+		if (this.#now !== undefined) {
+			let results: RunWriteResult[];
+			try {
+				results = this.#now(writes);
+			} catch (error) {
+				this.#failBatch(entries, error);
+				return;
+			}
+
+			this.#settleBatch(entries, writes, results);
+			return;
+		}
+
 		let sent: Promise<RunWriteResult[]>;
 		try {
 			sent = this.#registry.applyWrites!(writes);
@@ -222,7 +246,7 @@ export class RunWriter {
 			if (miss !== undefined) {
 				const conflict = await this.#conflict(execution, miss.attempted);
 				if (conflict !== undefined) {
-					this.#detach(execution, conflict.stored);
+					this.#detach(execution, conflict);
 					return;
 				}
 
@@ -237,7 +261,7 @@ export class RunWriter {
 			while (execution.pending !== undefined && !execution.detached && !this.#closed) {
 				const patch = execution.pending;
 				execution.pending = undefined;
-				let conflict: { stored: Run | undefined } | undefined;
+				let conflict: Conflict | undefined;
 				try {
 					conflict = await this.#apply(execution, patch);
 				} catch (error) {
@@ -273,7 +297,7 @@ export class RunWriter {
 				if (conflict === undefined) {
 					this.#host.onStored(execution);
 				} else {
-					this.#detach(execution, conflict.stored);
+					this.#detach(execution, conflict);
 				}
 			}
 		} finally {
@@ -282,10 +306,10 @@ export class RunWriter {
 		}
 	}
 
-	#detach(execution: Execution, stored: Run | undefined): void {
+	#detach(execution: Execution, conflict: Conflict): void {
 		execution.detached = true;
 		execution.pending = undefined;
-		this.#host.onConflict(execution, stored);
+		this.#host.onConflict(execution, conflict.stored, conflict.ours);
 	}
 
 	#retryLater(execution: Execution): void {
@@ -299,7 +323,7 @@ export class RunWriter {
 	}
 
 	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
-	async #apply(execution: Execution, patch: RunPatch): Promise<{ stored: Run | undefined } | undefined> {
+	async #apply(execution: Execution, patch: RunPatch): Promise<Conflict | undefined> {
 		if (execution.stored === undefined && !execution.adopted) return this.#add(execution);
 
 		// An adopted record was added QUEUED by the caller.
@@ -322,20 +346,20 @@ export class RunWriter {
 	}
 
 	// The first write of a run: the whole current view, in whatever status it has reached.
-	async #add(execution: Execution): Promise<{ stored: Run | undefined } | undefined> {
+	async #add(execution: Execution): Promise<Conflict | undefined> {
 		const sent = execution.view;
 		try {
 			await this.#registry.addRun(sent);
 		} catch (error) {
 			if (!isNamed(error, 'RunExistsError')) throw error;
 			const current = await this.#registry.getRun(execution.runId);
-			// After a failed attempt our own add may have landed: a record with our creation time is ours.
-			if (execution.attempts > 0 && current !== undefined && current.createdAt === sent.createdAt && current.moduleId === sent.moduleId) {
+			// After a failed attempt our own add may have landed; on a first attempt the id is someone else's.
+			if (execution.attempts > 0 && current !== undefined && isSameRun(current, sent)) {
 				execution.stored = current.status;
 				return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
 			}
 
-			return { stored: current };
+			return { stored: current, ours: false };
 		}
 
 		execution.stored = sent.status;
@@ -356,7 +380,7 @@ export class RunWriter {
 	}
 
 	// A compare-and-set missed: finds out whether the registry really holds another state.
-	async #conflict(execution: Execution, attempted: RunStatus | undefined): Promise<{ stored: Run | undefined } | undefined> {
+	async #conflict(execution: Execution, attempted: RunStatus | undefined): Promise<Conflict | undefined> {
 		const current = await this.#registry.getRun(execution.runId);
 		if (current === undefined) {
 			// The record is gone — never added by the caller, deleted, expired, or lost with the
@@ -368,18 +392,46 @@ export class RunWriter {
 			return this.#add(execution);
 		}
 
+		const ours = isSameRun(current, execution.view);
 		// After a failed attempt, the write may have landed although the registry reported an error.
-		if (
-			execution.attempts > 0 &&
-			attempted !== undefined &&
-			current.status === attempted &&
-			current.createdAt === execution.view.createdAt
-		) {
+		if (execution.attempts > 0 && attempted !== undefined && current.status === attempted && ours) {
 			execution.stored = current.status;
 			return undefined;
 		}
 
-		return { stored: current };
+		return { stored: current, ours };
+	}
+}
+
+// What the registry holds instead of what a write expected.
+interface Conflict {
+	readonly stored: Run | undefined;
+	// `stored` is this run's own record rather than another run's under the same id.
+	readonly ours: boolean;
+}
+
+/**
+ * Whether `stored` is the record of the run this manager sent as `sent`, rather than another run
+ * under the same id: same creation time, module, item, parameters and (once set) owner. Two
+ * copies equal in all of these, made in the same millisecond by managers without `instanceId`,
+ * cannot be told apart.
+ */
+export function isSameRun(stored: Run, sent: Run): boolean {
+	return (
+		stored.createdAt === sent.createdAt &&
+		stored.moduleId === sent.moduleId &&
+		stored.itemId === sent.itemId &&
+		(stored.ownerId === undefined || stored.ownerId === sent.ownerId) &&
+		sameJson(stored.parameters, sent.parameters)
+	);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+	try {
+		return JSON.stringify(a) === JSON.stringify(b);
+	} catch {
+		// Not JSON (a BigInt, a cycle): what can be compared is equal.
+		return true;
 	}
 }
 

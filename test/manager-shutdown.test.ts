@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { CancelledError, ShutdownError, ValidationError } from '../src/index.js';
 import { never, sleep } from './support/deferred.js';
+import { FlakyRegistry } from './support/flaky-registry.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { controlledTask } from './support/tasks.js';
 
@@ -74,8 +75,23 @@ describe('waitAll', () => {
 });
 
 describe('flush', () => {
-	it('resolves once the registry writes outstanding at the call are done', async () => {
+	it('has nothing to wait for with the in-memory registry: every change is written as it happens', async () => {
 		const { manager, registry } = createManager();
+		const task = controlledTask();
+		const runId = manager.startTask({ moduleId: 'm' }, task.fn);
+		expect(manager.getStats().pendingWrites).toBe(0);
+		expect((await registry.getRun(runId))!.status).toBe('queued');
+		await task.called;
+		expect((await registry.getRun(runId))!.status).toBe('running');
+		task.done.resolve('value');
+		await manager.waitForRun(runId, { timeoutMs: 2000 });
+		expect(manager.getStats().pendingWrites).toBe(0);
+		expect(await registry.getRun(runId)).toMatchObject({ status: 'completed', result: 'value' });
+	});
+
+	it('resolves once the registry writes outstanding at the call are done', async () => {
+		// An asynchronous registry: the in-memory one is written synchronously, with nothing outstanding.
+		const { manager, registry } = createManager({}, new FlakyRegistry());
 		const task = controlledTask();
 		const runId = manager.startTask({ moduleId: 'm' }, task.fn);
 		expect(manager.getStats().pendingWrites).toBe(1);
