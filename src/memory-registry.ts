@@ -5,13 +5,12 @@
  */
 import { IllegalTransitionError, RunExistsError, ValidationError } from './errors.js';
 import { OrderedIndex } from './memory/ordered-index.js';
-import { assertId, assertOptionalString, assertPatch, assertRun, parseStatusFilter } from './run-validation.js';
+import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
-import { applyWritesNow } from './writes-now.js';
+import { applyWriteNow } from './writes-now.js';
 import {
 	RunStatus,
 	isLegalTransition,
-	isRunStatus,
 	isTerminalStatus,
 	type Run,
 	type RunErrorInfo,
@@ -202,32 +201,24 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When `writes` is not an array.
 	 */
 	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
-		return this[applyWritesNow](writes);
-	}
-
-	/** `applyWrites` without the promise: what the manager calls, so that it writes each change as it happens. */
-	[applyWritesNow](writes: readonly RunWrite[]): RunWriteResult[] {
 		if (!Array.isArray(writes)) throw new ValidationError('writes', 'an array of writes', writes);
 		const results = new Array<RunWriteResult>(writes.length);
-		for (let index = 0; index < writes.length; index++) {
-			const write = writes[index] as RunWrite;
-			try {
-				if (typeof write !== 'object' || write === null) throw new ValidationError(`writes[${index}]`, "an { type: 'add' | 'update', … } object", write);
-				if (write.type === 'add') {
-					this.#add(write.run);
-					results[index] = APPLIED;
-				} else if (write.type === 'update') {
-					assertId(`writes[${index}].runId`, write.runId);
-					if (!isRunStatus(write.ifStatus)) throw new ValidationError(`writes[${index}].ifStatus`, 'a run status', write.ifStatus);
-					results[index] = this.#update(write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
-				} else {
-					throw new ValidationError(`writes[${index}].type`, "'add' or 'update'", (write as { type?: unknown }).type);
-				}
-			} catch (error) {
-				results[index] = { outcome: 'failed', error };
-			}
-		}
+		for (let index = 0; index < writes.length; index++) results[index] = this[applyWriteNow](writes[index] as RunWrite);
 		return results;
+	}
+
+	/** One write of `applyWrites`, without the promise: what the manager calls, so that it writes each change as it happens. */
+	[applyWriteNow](write: RunWrite): RunWriteResult {
+		try {
+			assertRunWrite(write);
+			if (write.type === 'add') {
+				this.#add(write.run);
+				return APPLIED;
+			}
+			return this.#update(write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+		} catch (error) {
+			return { outcome: 'failed', error };
+		}
 	}
 
 	#add(run: Run): void {

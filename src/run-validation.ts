@@ -3,6 +3,7 @@
  * refuses the same input with the same `ValidationError` (its `field` names the culprit).
  */
 import { ValidationError } from './errors.js';
+import type { RunWrite } from './registry.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 import { RUN_PRIORITIES, RunStatus as RunStatuses, isRunPriority, isRunStatus } from './run.js';
 
@@ -73,6 +74,24 @@ export function assertPatch(patch: unknown): asserts patch is RunPatch {
 	assertOptionalObject('patch.progress', candidate.progress);
 	assertOptionalObject('patch.error', candidate.error);
 	assertOptionalObject('patch.metadata', candidate.metadata);
+}
+
+/**
+ * Checks one write of an `applyWrites` batch, so that every adapter refuses the same write with
+ * the same field: `write`, `write.type`, `write.runId`, `write.ifStatus` (one status, required),
+ * then the run (`run.…`) or the patch (`patch.…`).
+ */
+export function assertRunWrite(write: unknown): asserts write is RunWrite {
+	if (typeof write !== 'object' || write === null) throw new ValidationError('write', "an { type: 'add' | 'update', … } object", write);
+	const candidate = write as { type?: unknown; run?: unknown; runId?: unknown; patch?: unknown; ifStatus?: unknown };
+	if (candidate.type === 'add') {
+		assertRun(candidate.run);
+		return;
+	}
+	if (candidate.type !== 'update') throw new ValidationError('write.type', "'add' or 'update'", candidate.type);
+	assertId('write.runId', candidate.runId);
+	if (!isRunStatus(candidate.ifStatus)) throw new ValidationError('write.ifStatus', STATUS_LIST, candidate.ifStatus);
+	assertPatch(candidate.patch);
 }
 
 /** A status-or-statuses option as a list without repeats; `undefined` when absent (no filter). */

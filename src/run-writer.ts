@@ -12,7 +12,7 @@
 import type { Execution } from './execution.js';
 import { RegistryError } from './errors.js';
 import type { RunRegistry, RunWrite, RunWriteResult } from './registry.js';
-import { applyWritesNow, type WritesNow } from './writes-now.js';
+import { applyWriteNow, type WriteNow } from './writes-now.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 
 export interface RunWriterHost {
@@ -52,7 +52,7 @@ export class RunWriter {
 	readonly #registry: RunRegistry;
 	readonly #host: RunWriterHost;
 	// The registry's synchronous entry point, when it has one: changes are then written as they happen.
-	readonly #now: WritesNow | undefined;
+	readonly #now: WriteNow | undefined;
 	// Runs with writes pending, in flight or awaiting a retry (each has `execution.busy` set).
 	#busy = 0;
 	// Once closed, nothing more is sent and retries are dropped.
@@ -75,7 +75,7 @@ export class RunWriter {
 	constructor(registry: RunRegistry, host: RunWriterHost) {
 		this.#registry = registry;
 		this.#host = host;
-		const now = (registry as Partial<Record<typeof applyWritesNow, WritesNow>>)[applyWritesNow];
+		const now = (registry as Partial<Record<typeof applyWriteNow, WriteNow>>)[applyWriteNow];
 		this.#now = typeof now === 'function' ? now.bind(registry) : undefined;
 	}
 
@@ -89,10 +89,14 @@ export class RunWriter {
 		if (execution.detached || this.#closed) return;
 		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
 		if (execution.busy) return;
+		if (this.#now !== undefined) {
+			this.#writeNow(execution, this.#now);
+			return;
+		}
+
 		execution.busy = true;
 		this.#busy++;
-		if (this.#now === undefined) this.#schedule(execution);
-		else this.#sendBatch([execution]);
+		this.#schedule(execution);
 	}
 
 	/**
@@ -128,6 +132,48 @@ export class RunWriter {
 		this.#host.onWritten(execution);
 	}
 
+	// The fastest path, for a registry that writes synchronously: the pending change is written at
+	// once. Anything but success goes to the slow path like a batch's would.
+	#writeNow(execution: Execution, now: WriteNow): void {
+		const patch = execution.pending as RunPatch;
+		execution.pending = undefined;
+		let write: RunWrite;
+		let result: RunWriteResult | undefined;
+		if (execution.stored === undefined && !execution.adopted) {
+			write = { type: 'add', run: execution.view };
+		} else {
+			const base = execution.stored ?? 'queued';
+			if (base === 'queued' && patch.status === 'completed') {
+				// Started and ended before its start was written: queued → completed is not a step.
+				write = { type: 'update', runId: execution.runId, patch: startOf(patch), ifStatus: base };
+				result = now(write);
+				if (result.outcome === 'applied') {
+					execution.stored = 'running';
+					write = { type: 'update', runId: execution.runId, patch, ifStatus: 'running' };
+					result = undefined;
+				}
+			} else {
+				write = { type: 'update', runId: execution.runId, patch, ifStatus: base };
+			}
+		}
+
+		// Set already when the start of a terminal patch did not apply: the patch itself was not sent.
+		const last = result === undefined;
+		result ??= now(write);
+		if (result.outcome === 'applied') {
+			execution.stored = write.type === 'add' ? write.run.status : (write.patch.status ?? execution.stored);
+			execution.attempts = 0;
+			this.#host.onStored(execution);
+			// The host may have made a change meanwhile (written already, unless it went the slow way).
+			if (!execution.busy) this.#host.onWritten(execution);
+			return;
+		}
+
+		execution.busy = true;
+		this.#busy++;
+		this.#slowPath(execution, patch, result, write, last);
+	}
+
 	// The fast path: one applyWrites call for every run changed in this tick.
 	#sendBatch(executions: Execution[]): void {
 		const writes: RunWrite[] = [];
@@ -159,19 +205,6 @@ export class RunWriter {
 		}
 
 		if (writes.length === 0) return;
-		if (this.#now !== undefined) {
-			let results: RunWriteResult[];
-			try {
-				results = this.#now(writes);
-			} catch (error) {
-				this.#failBatch(entries, error);
-				return;
-			}
-
-			this.#settleBatch(entries, writes, results);
-			return;
-		}
-
 		let sent: Promise<RunWriteResult[]>;
 		try {
 			sent = this.#registry.applyWrites!(writes);
@@ -212,16 +245,20 @@ export class RunWriter {
 				continue;
 			}
 
-			// The slow path, per run. A missed compare-and-set is looked into first; for anything else,
-			// what did not land goes back in front of what arrived since and is sent again on its own.
-			if (failure.outcome === 'missed') {
-				const missed = writes[failedAt] as RunWrite;
-				void this.#drain(execution, { patch, attempted: missed.type === 'update' ? missed.patch.status : undefined, last: failedAt === first + count - 1 });
-			} else {
-				const arrived = execution.pending as RunPatch | undefined;
-				execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
-				void this.#drain(execution);
-			}
+			this.#slowPath(execution, patch, failure, writes[failedAt] as RunWrite, failedAt === first + count - 1);
+		}
+	}
+
+	// A write of `patch` did not apply (`failed` is `failedWrite`, the patch's own write when `last`):
+	// the run goes the slow way. A missed compare-and-set is looked into first; for anything else,
+	// what did not land goes back in front of what arrived since and is sent again on its own.
+	#slowPath(execution: Execution, patch: RunPatch, failure: RunWriteResult, failedWrite: RunWrite, last: boolean): void {
+		if (failure.outcome === 'missed') {
+			void this.#drain(execution, { patch, attempted: failedWrite.type === 'update' ? failedWrite.patch.status : undefined, last });
+		} else {
+			const arrived = execution.pending as RunPatch | undefined;
+			execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
+			void this.#drain(execution);
 		}
 	}
 
