@@ -254,7 +254,7 @@ export class RunWriter {
 	// what did not land goes back in front of what arrived since and is sent again on its own.
 	#slowPath(execution: Execution, patch: RunPatch, failure: RunWriteResult, failedWrite: RunWrite, last: boolean): void {
 		if (failure.outcome === 'missed') {
-			void this.#drain(execution, { patch, attempted: failedWrite.type === 'update' ? failedWrite.patch.status : undefined, last });
+			void this.#drain(execution, { patch, attempted: failedWrite.type === 'update' ? failedWrite.patch : undefined, last });
 		} else {
 			const arrived = execution.pending as RunPatch | undefined;
 			execution.pending = arrived === undefined ? patch : { ...patch, ...arrived };
@@ -277,7 +277,7 @@ export class RunWriter {
 	// The slow path: one run's writes, one call at a time. With `miss`, a compare-and-set of `patch`
 	// (its last write when `last`, else the start written before it) has just missed in a batch:
 	// what the registry holds is looked into before anything else is sent.
-	async #drain(execution: Execution, miss?: { readonly patch: RunPatch; readonly attempted: RunStatus | undefined; readonly last: boolean }): Promise<void> {
+	async #drain(execution: Execution, miss?: { readonly patch: RunPatch; readonly attempted: RunPatch | undefined; readonly last: boolean }): Promise<void> {
 		execution.writing = true;
 		try {
 			if (miss !== undefined) {
@@ -289,7 +289,7 @@ export class RunWriter {
 
 				// Written again whole (the view holds the patch), or the write landed after all; when
 				// what landed was the start of a terminal patch, the patch itself is still to send.
-				if (!miss.last && execution.stored === miss.attempted) {
+				if (!miss.last && miss.attempted !== undefined && execution.stored === miss.attempted.status) {
 					const arrived = execution.pending as RunPatch | undefined;
 					execution.pending = arrived === undefined ? miss.patch : { ...miss.patch, ...arrived };
 				}
@@ -368,9 +368,10 @@ export class RunWriter {
 		if (base === 'queued' && patch.status === 'completed') {
 			// The run started and ended before its start was written: queued → completed is not a
 			// legal step, so the start goes first.
-			const started = await this.#update(execution, startOf(patch), base);
+			const start = startOf(patch);
+			const started = await this.#update(execution, start, base);
 			if (started === undefined) {
-				const conflict = await this.#conflict(execution, 'running');
+				const conflict = await this.#conflict(execution, start);
 				if (conflict !== undefined) return conflict;
 			}
 
@@ -378,7 +379,7 @@ export class RunWriter {
 		}
 
 		const updated = await this.#update(execution, patch, base);
-		if (updated === undefined) return this.#conflict(execution, patch.status);
+		if (updated === undefined) return this.#conflict(execution, patch);
 		return undefined;
 	}
 
@@ -390,8 +391,8 @@ export class RunWriter {
 		} catch (error) {
 			if (!isNamed(error, 'RunExistsError')) throw error;
 			const current = await this.#registry.getRun(execution.runId);
-			// After a failed attempt our own add may have landed; on a first attempt the id is someone else's.
-			if (execution.attempts > 0 && current !== undefined && isSameRun(current, sent)) {
+			// Our own add may have landed: after a failed attempt, or sent twice by the client.
+			if (current !== undefined && isSameRun(current, sent)) {
 				execution.stored = current.status;
 				return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
 			}
@@ -417,7 +418,8 @@ export class RunWriter {
 	}
 
 	// A compare-and-set missed: finds out whether the registry really holds another state.
-	async #conflict(execution: Execution, attempted: RunStatus | undefined): Promise<Conflict | undefined> {
+	// `attempted` is the patch whose compare-and-set missed, if any.
+	async #conflict(execution: Execution, attempted: RunPatch | undefined): Promise<Conflict | undefined> {
 		const current = await this.#registry.getRun(execution.runId);
 		if (current === undefined) {
 			// The record is gone — never added by the caller, deleted, expired, or lost with the
@@ -430,8 +432,9 @@ export class RunWriter {
 		}
 
 		const ours = isSameRun(current, execution.view);
-		// After a failed attempt, the write may have landed although the registry reported an error.
-		if (execution.attempts > 0 && attempted !== undefined && current.status === attempted && ours) {
+		// The write may have landed although it was reported failed or missed: after an error, or when
+		// the client sent it twice (ioredis re-sends unanswered commands after a reconnect).
+		if (ours && attempted !== undefined && hasLanded(current, attempted)) {
 			execution.stored = current.status;
 			return undefined;
 		}
@@ -460,6 +463,16 @@ export function isSameRun(stored: Run, sent: Run): boolean {
 		stored.itemId === sent.itemId &&
 		(stored.ownerId === undefined || stored.ownerId === sent.ownerId) &&
 		sameJson(stored.parameters, sent.parameters)
+	);
+}
+
+// Whether `stored` holds what `patch` would have written: its status and its times.
+function hasLanded(stored: Run, patch: RunPatch): boolean {
+	return (
+		patch.status !== undefined &&
+		stored.status === patch.status &&
+		(patch.startedAt === undefined || stored.startedAt === patch.startedAt) &&
+		(patch.completedAt === undefined || stored.completedAt === patch.completedAt)
 	);
 }
 
