@@ -102,6 +102,8 @@ export class Execution implements Queued {
 	/** The registry holds something this manager did not write (a cancel from elsewhere, another run's record): write no more. */
 	detached = false;
 
+	/** The terminal event waits for the registry's answer (the owner's lease was in doubt when the run ended). */
+	deferredEvent = false;
 	/** `waitForRun` callers, resolved once the terminal state is written. */
 	waiters: Array<(run: Run) => void> | undefined;
 

@@ -35,6 +35,7 @@ import {
 	type Run,
 	type RunPatch,
 	type RunPriority,
+	type RunStatus,
 	isRunPriority,
 	isTerminalStatus,
 } from './run.js';
@@ -172,6 +173,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#reconciling = false;
 	#beating = false;
 	#reaping = false;
+	// When the last heartbeat that landed was sent (performance.now()): the lease runs from about then.
+	#leaseRenewedAt = Number.NEGATIVE_INFINITY;
 	// The next attempt to subscribe after a failed one; at most one is pending.
 	#resubscribeTimer: NodeJS.Timeout | undefined;
 	// Resolves the bus subscription's unsubscribe (undefined when subscribing failed).
@@ -192,6 +195,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		this.#writer = new RunWriter(registry, {
 			onStored: (execution) => {
+				if (execution.deferredEvent && isTerminalStatus(execution.stored!)) this.#emitDeferred(execution);
 				if (!execution.gated) return;
 				if (execution.isTerminal) this.#openGate(execution, false);
 				else if (execution.stored === 'running') this.#openGate(execution, true);
@@ -814,7 +818,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (this.#beating) return;
 		this.#beating = true;
 		try {
+			const sentAt = performance.now();
 			await this.#registry.heartbeat!(ownerId, ttlMs);
+			this.#leaseRenewedAt = sentAt;
 		} catch (error) {
 			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Owner heartbeat failed');
 		} finally {
@@ -900,13 +906,34 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		if (execution.executing) this.#draining++;
 		execution.view = view;
-		if (view.status === 'completed') this.#completed++;
-		else if (view.status === 'failed') this.#failed++;
-		else this.#cancelled++;
-		this.#emit(view.status as 'completed' | 'failed' | 'cancelled', view);
+		this.#countTerminal(view.status, 1);
+		// While this manager's lease may have lapsed, its runs may be reaped before their terminal
+		// write lands: the event waits for the registry's answer, so that listeners hear the stored state.
+		if (this.#leaseInDoubt()) execution.deferredEvent = true;
+		else this.#emit(view.status as 'completed' | 'failed' | 'cancelled', view);
+	}
+
+	#countTerminal(status: RunStatus, delta: 1 | -1): void {
+		if (status === 'completed') this.#completed += delta;
+		else if (status === 'failed') this.#failed += delta;
+		else if (status === 'cancelled') this.#cancelled += delta;
+	}
+
+	// No heartbeat has landed for half a lease: the lease may have lapsed (a stalled event loop, a slow registry).
+	#leaseInDoubt(): boolean {
+		const lease = this.#options.ownerLease;
+		return lease !== undefined && performance.now() - this.#leaseRenewedAt > lease.ttlMs / 2;
+	}
+
+	// The terminal event held back while the lease was in doubt, now that the registry has answered.
+	#emitDeferred(execution: Execution): void {
+		execution.deferredEvent = false;
+		this.#emit(execution.view.status as 'completed' | 'failed' | 'cancelled', execution.view);
 	}
 
 	#onWritten(execution: Execution): void {
+		// The writes ended without the registry confirming a terminal state (given up, refused): the run's own view is all there is.
+		if (execution.deferredEvent && execution.isTerminal) this.#emitDeferred(execution);
 		if (execution.gated && execution.detached) this.#openGate(execution, false);
 		if (execution.isTerminal) this.#resolveRunWaiters(execution);
 		this.#afterChange(execution);
@@ -928,7 +955,14 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 				this.#clearTimers(execution);
 				this.#applyTerminal(execution, stored);
 			} else {
+				if (stored.status !== execution.view.status) {
+					// Ended otherwise in the registry before this manager's terminal write landed: the counts follow the registry.
+					this.#countTerminal(execution.view.status, -1);
+					this.#countTerminal(stored.status, 1);
+				}
+
 				execution.view = stored;
+				if (execution.deferredEvent) this.#emitDeferred(execution);
 			}
 
 			this.#options.logger.info({ runId: execution.runId, status: stored.status }, 'Run was ended elsewhere; the registry state stands');
@@ -1071,6 +1105,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		await this.#waitFor(this.#executions.values(), (execution) => !execution.isWriting, Math.max(1, deadline + SHUTDOWN_FLUSH_MS - Date.now()));
 		// From here on, retries stop so that nothing of the manager keeps the process alive.
 		const unflushed = this.#writer.close(this.#executions.values());
+		for (const execution of this.#executions.values()) if (execution.deferredEvent) this.#emitDeferred(execution);
 		for (const execution of this.#executions.values()) this.#openGate(execution, false);
 
 		for (const timer of this.#timers) clearInterval(timer);

@@ -293,6 +293,8 @@ export class RunWriter {
 					const arrived = execution.pending as RunPatch | undefined;
 					execution.pending = arrived === undefined ? miss.patch : { ...miss.patch, ...arrived };
 				}
+
+				this.#host.onStored(execution);
 			}
 
 			while (execution.pending !== undefined && !execution.detached && !this.#closed) {
