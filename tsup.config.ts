@@ -26,10 +26,10 @@ export default defineConfig([
 		loader,
 		external,
 	},
-	// CommonJS: nanoid ships only as ESM, so it is inlined here so that `require('runledger')`
-	// works on every supported Node version, including those without require(esm). Split like the
-	// ESM build so that `runledger` and `runledger/redis` share one copy of the error classes
-	// (`instanceof ValidationError` holds across entries).
+	// CommonJS, split like the ESM build so that `runledger` and `runledger/redis` share one copy
+	// of the error classes (`instanceof ValidationError` holds across entries). Any ESM-only
+	// dependency added later must be listed in `noExternal` here, so that `require('runledger')`
+	// works on Node versions without require(esm).
 	{
 		entry,
 		format: 'cjs',
@@ -41,6 +41,5 @@ export default defineConfig([
 		treeshake: true,
 		loader,
 		external,
-		noExternal: ['nanoid'],
 	},
 ]);

@@ -20,7 +20,7 @@ export default defineConfig({
 				test: {
 					name: 'unit',
 					include: ['test/**/*.test.ts'],
-					exclude: ['test/package/**', 'test/redis/**', 'test/browser/**'],
+					exclude: ['test/package/**', 'test/redis/**', 'test/browser/**', 'test/soak/**'],
 					testTimeout: 20_000,
 				},
 			},
@@ -33,6 +33,21 @@ export default defineConfig({
 					globalSetup: ['test/redis/setup.ts'],
 					testTimeout: 30_000,
 					hookTimeout: 30_000,
+				},
+			},
+			{
+				// Long runs watching heap, listeners, handles and Redis keys. Small under `npm test`,
+				// full size with RUNLEDGER_SUITE=full (`npm run test:soak`). Forks with --expose-gc so
+				// that the tests can call global.gc(); the Redis file uses the same throwaway server setup.
+				plugins: [luaAsText],
+				test: {
+					name: 'soak',
+					include: ['test/soak/**/*.test.ts'],
+					globalSetup: ['test/redis/setup.ts'],
+					pool: 'forks',
+					execArgv: ['--expose-gc'],
+					testTimeout: 600_000,
+					hookTimeout: 60_000,
 				},
 			},
 			{

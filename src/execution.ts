@@ -88,6 +88,8 @@ export class Execution implements Queued {
 	adopted: boolean;
 	/** The caller chose the id, which may be taken in the registry already: the function waits for the add. */
 	readonly chosenId: boolean;
+	/** Sent with the add of a run whose id the caller chose, so that the registry can tell a re-sent add from a copy. */
+	addToken: string | undefined;
 	/** Changes not yet sent to the registry, merged in order. */
 	pending: RunPatch | undefined;
 	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */

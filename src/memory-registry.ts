@@ -7,7 +7,7 @@ import { IllegalTransitionError, RunExistsError, ValidationError } from './error
 import { OrderedIndex } from './memory/ordered-index.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
-import { applyWriteNow } from './writes-now.js';
+import { applyWriteNow } from './registry-internals.js';
 import {
 	RunStatus,
 	isLegalTransition,

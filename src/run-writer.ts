@@ -12,7 +12,8 @@
 import type { Execution } from './execution.js';
 import { RegistryError } from './errors.js';
 import type { RunRegistry, RunWrite, RunWriteResult } from './registry.js';
-import { applyWriteNow, type WriteNow } from './writes-now.js';
+import { applyWriteNow, withAddToken, type WriteNow } from './registry-internals.js';
+import { generateRunId } from './run-id.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 
 export interface RunWriterHost {
@@ -140,7 +141,7 @@ export class RunWriter {
 		let write: RunWrite;
 		let result: RunWriteResult | undefined;
 		if (execution.stored === undefined && !execution.adopted) {
-			write = { type: 'add', run: execution.view };
+			write = { type: 'add', run: sentView(execution) };
 		} else {
 			const base = execution.stored ?? 'queued';
 			if (base === 'queued' && patch.status === 'completed') {
@@ -189,7 +190,7 @@ export class RunWriter {
 			execution.writing = true;
 			const first = writes.length;
 			if (execution.stored === undefined && !execution.adopted) {
-				writes.push({ type: 'add', run: execution.view });
+				writes.push({ type: 'add', run: sentView(execution) });
 			} else {
 				// An adopted record was added QUEUED by the caller.
 				const base = execution.stored ?? 'queued';
@@ -387,14 +388,16 @@ export class RunWriter {
 
 	// The first write of a run: the whole current view, in whatever status it has reached.
 	async #add(execution: Execution): Promise<Conflict | undefined> {
-		const sent = execution.view;
+		const sent = sentView(execution);
 		try {
 			await this.#registry.addRun(sent);
 		} catch (error) {
 			if (!isNamed(error, 'RunExistsError')) throw error;
 			const current = await this.#registry.getRun(execution.runId);
-			// Our own add may have landed: after a failed attempt, or sent twice by the client.
-			if (current !== undefined && isSameRun(current, sent)) {
+			// Our own add may have landed after a failed attempt. A generated id is unique, so a record under
+			// it is ours even on a first attempt (a client re-sent the add); a chosen id may be a copy's
+			// (a double submit): a registry that keeps add tokens tells re-sent adds apart by itself.
+			if (current !== undefined && isSameRun(current, sent) && (execution.attempts > 0 || !execution.chosenId)) {
 				execution.stored = current.status;
 				return current.status === execution.view.status ? undefined : this.#apply(execution, patchOf(execution.view));
 			}
@@ -443,6 +446,13 @@ export class RunWriter {
 
 		return { stored: current, ours };
 	}
+}
+
+// The view to add: with an add token when the caller chose the id (see registry-internals.ts).
+function sentView(execution: Execution): Run {
+	if (!execution.chosenId) return execution.view;
+	execution.addToken ??= generateRunId();
+	return withAddToken(execution.view, execution.addToken);
 }
 
 // What the registry holds instead of what a write expected.
