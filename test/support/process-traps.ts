@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { sleep } from './deferred.js';
 
 /**
- * Fails every test of the file after which an unhandled rejection or uncaught exception was
- * seen: none may ever escape the library.
+ * Fails the test after which an unhandled rejection or uncaught exception was seen: none may
+ * ever escape the library.
  */
 export function failOnUnhandledErrorsAfterEach(): void {
 	const escaped: unknown[] = [];
@@ -24,7 +24,8 @@ export function failOnUnhandledErrorsAfterEach(): void {
 	afterEach(async () => {
 		// Rejections are reported as unhandled after the microtask queue drains: give them a turn.
 		await sleep(5);
-		expect(escaped).toEqual([]);
-		escaped.length = 0;
+		// Emptied before the check, so that one escape fails the test it happened in, not every later one.
+		const seen = escaped.splice(0);
+		expect(seen).toEqual([]);
 	});
 }
