@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { CancelCommand, CancellationBus, Unsubscribe } from './bus.js';
+import { type CancelAndPublish, cancelInOneTrip } from './cancel-in-one-trip.js';
 import { toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
 import {
@@ -175,6 +176,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#reaping = false;
 	// When the last heartbeat that landed was sent (performance.now()): the lease runs from about then.
 	#leaseRenewedAt = Number.NEGATIVE_INFINITY;
+	// Cancels runs owned elsewhere and tells their owner in one registry call, when the registry and the bus can.
+	readonly #cancelAndPublish: CancelAndPublish | undefined;
 	// The next attempt to subscribe after a failed one; at most one is pending.
 	#resubscribeTimer: NodeJS.Timeout | undefined;
 	// Resolves the bus subscription's unsubscribe (undefined when subscribing failed).
@@ -212,6 +215,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		});
 
 		const { retention, bus, reconcileIntervalMs, ownerLease, instanceId } = this.#options;
+		this.#cancelAndPublish = cancelInOneTrip(registry, bus);
 		// Sweeps, reconciles, heartbeats and reaps are housekeeping: their timers never keep the host alive.
 		if (retention !== undefined) {
 			this.#timers.push(setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs).unref());
@@ -690,14 +694,21 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	async #cancelStored(runId: string, reason: string | undefined): Promise<boolean> {
-		const now = Date.now();
+		const patch: RunPatch = { status: 'cancelled', completedAt: Date.now(), error: toErrorInfo(new CancelledError(runId, reason)) };
+		const options = { ifStatus: ['queued', 'running'] } as const;
+		const { bus, instanceId } = this.#options;
+		const command: { type: 'cancel'; runId: string; reason?: string; origin?: string } = { type: 'cancel', runId };
+		if (reason !== undefined) command.reason = reason;
+		if (instanceId !== undefined) command.origin = instanceId;
+
 		let cancelled: Run | undefined;
+		let published = false;
 		try {
-			cancelled = await this.#registry.updateRun(
-				runId,
-				{ status: 'cancelled', completedAt: now, error: toErrorInfo(new CancelledError(runId, reason)) },
-				{ ifStatus: ['queued', 'running'] },
-			);
+			if (this.#cancelAndPublish === undefined) {
+				cancelled = await this.#registry.updateRun(runId, patch, options);
+			} else {
+				({ run: cancelled, published } = await this.#cancelAndPublish(runId, patch, options, command));
+			}
 		} catch (error) {
 			throw new RegistryError('updateRun', runId, error);
 		}
@@ -706,11 +717,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#cancelled++;
 		this.#emit('cancelled', cancelled);
 		// The registry now says CANCELLED, which is what counts; the bus only tells the owner sooner.
-		const { bus, instanceId } = this.#options;
-		if (bus !== undefined) {
-			const command: { type: 'cancel'; runId: string; reason?: string; origin?: string } = { type: 'cancel', runId };
-			if (reason !== undefined) command.reason = reason;
-			if (instanceId !== undefined) command.origin = instanceId;
+		if (bus !== undefined && !published) {
 			try {
 				await bus.publish(command);
 			} catch (error) {
@@ -982,19 +989,24 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	// The registry refused a write as invalid. What it can refuse of a run the manager made is the
-	// task's result (a BigInt, a cycle, a function…, for a registry that stores JSON): the run is
-	// then FAILED with a ResultNotStorableError instead, and written again. The `completed` event
+	// task's result (a BigInt, a cycle, a function…, for a registry that stores JSON; or one over its
+	// maxResultBytes): the run is then FAILED with a ResultNotStorableError (or the registry's
+	// ResultTooLargeError) instead, and written again. The `completed` event
 	// was emitted already; the view, the counts and the registry say FAILED from here on.
 	#onRefused(error: RegistryError, execution: Execution): boolean {
 		this.#report(error, 'The registry refused a write of this run');
 		const { view } = execution;
 		if (view.status !== 'completed' || !('result' in view)) return false;
 		const { result: _result, ...rest } = view;
-		const cause = error.cause instanceof Error ? error.cause.message : String(error.cause);
+		const { cause } = error;
+		const message = cause instanceof Error ? cause.message : String(cause);
 		execution.view = {
 			...rest,
 			status: 'failed',
-			error: { name: 'ResultNotStorableError', message: `The registry cannot store the result of run "${view.runId}": ${cause}` },
+			// Over the registry's maxResultBytes: that error as it is; anything else, the result cannot be stored at all.
+			error: cause instanceof Error && cause.name === 'ResultTooLargeError'
+				? toErrorInfo(cause)
+				: { name: 'ResultNotStorableError', message: `The registry cannot store the result of run "${view.runId}": ${message}` },
 			updatedAt: Date.now(),
 		};
 		this.#completed--;

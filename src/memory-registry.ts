@@ -8,6 +8,7 @@ import { OrderedIndex } from './memory/ordered-index.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
 import { applyWriteNow } from './registry-internals.js';
+import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
 import {
 	RunStatus,
 	isLegalTransition,
@@ -29,6 +30,14 @@ export interface MemoryRunRegistryOptions {
 	 * @default 10_000
 	 */
 	readonly maxRuns?: number;
+	/**
+	 * The largest `result` stored, in UTF-8 bytes of its JSON text (as the Redis registry measures
+	 * it), so that tests on this registry catch what production would refuse. A larger result is
+	 * refused with a `ResultTooLargeError` (the manager records the run FAILED with it). A result
+	 * JSON cannot represent is not measured. A positive integer, or `Infinity` for no cap.
+	 * @default 1_048_576
+	 */
+	readonly maxResultBytes?: number;
 }
 
 // One per stored run: the run's fields, updated in place, and the registry's bookkeeping. The
@@ -145,11 +154,14 @@ export class MemoryRunRegistry implements RunRegistry {
 	#nextSeq = 0;
 	// Validated in the constructor: a positive integer or Infinity.
 	readonly #maxRuns: number;
+	// Validated in the constructor: a positive integer or Infinity.
+	readonly #maxResultBytes: number;
 
 	/** @throws {ValidationError} When an option is out of range. */
 	constructor(options: MemoryRunRegistryOptions = {}) {
 		if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
-		const { maxRuns = DEFAULT_MAX_RUNS } = options;
+		const { maxRuns = DEFAULT_MAX_RUNS, maxResultBytes = DEFAULT_MAX_RESULT_BYTES } = options;
+		this.#maxResultBytes = parseMaxResultBytes(maxResultBytes);
 		if (!(maxRuns === Number.POSITIVE_INFINITY || (Number.isSafeInteger(maxRuns) && maxRuns >= 1))) {
 			throw new ValidationError('maxRuns', 'a positive integer or Infinity', maxRuns);
 		}
@@ -223,6 +235,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	#add(run: Run): void {
 		assertRun(run);
+		this.#assertResultSize(run.result);
 		if (this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
 		this.#makeRoom();
 		const entry = new Entry(run, this.#nextSeq++);
@@ -238,6 +251,7 @@ export class MemoryRunRegistry implements RunRegistry {
 	// The updated entry, or undefined when the run is missing or not in `ifStatus`. `runId` is checked.
 	#update(runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined): Entry | undefined {
 		assertPatch(patch);
+		this.#assertResultSize(patch.result);
 		const entry = this.#entries.get(runId);
 		if (entry === undefined) return undefined;
 		if (ifStatus !== undefined && (typeof ifStatus === 'string' ? entry.status !== ifStatus : !ifStatus.includes(entry.status))) return undefined;
@@ -425,6 +439,20 @@ export class MemoryRunRegistry implements RunRegistry {
 			if (oldest === undefined) return;
 			this.#remove(oldest);
 		}
+	}
+
+	// Measured as the Redis registry measures it: the UTF-8 bytes of the JSON text.
+	#assertResultSize(result: unknown): void {
+		if (this.#maxResultBytes === Number.POSITIVE_INFINITY || result === undefined || result === null) return;
+		if (typeof result !== 'object' && typeof result !== 'string') return;
+		let json: string | undefined;
+		try {
+			json = JSON.stringify(result);
+		} catch {
+			// Not JSON (a BigInt, a cycle): stored as structuredClone would, unmeasured.
+			return;
+		}
+		if (json !== undefined) assertResultSize(json, this.#maxResultBytes);
 	}
 
 	#remove(entry: Entry): void {

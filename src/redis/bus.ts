@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 
 import { type BusErrorHandler, type CancelCommand, type CancelCommandHandler, type CancellationBus, type Unsubscribe, parseCancelCommand } from '../bus.js';
 import { RunledgerError, ValidationError } from '../errors.js';
+import type { CancelPreparingBus, CancelPublication } from './cancel-publication.js';
 import { redisKeys } from './keys.js';
 import { expectClient } from './registry.js';
 
@@ -107,7 +108,7 @@ interface Subscriber {
  * const unsubscribe = await bus.subscribe((command) => abort(command.runId));
  * ```
  */
-export class RedisCancellationBus implements CancellationBus {
+export class RedisCancellationBus implements CancellationBus, CancelPreparingBus {
 	readonly #client: Redis;
 	readonly #channel: string;
 	readonly #subscriptions = new Set<Subscription>();
@@ -161,6 +162,18 @@ export class RedisCancellationBus implements CancellationBus {
 	 */
 	async publish(command: CancelCommand): Promise<void> {
 		if (this.#closed) return;
+		const { channel, message } = this.prepare(command);
+		await this.#client.publish(channel, message);
+	}
+
+	/**
+	 * `command` encoded exactly as {@link publish} would send it (with `ts`, `nonce` and `sig` when
+	 * the bus signs: each call signs anew), and this bus's channel; publishes nothing. For a
+	 * `RedisRunRegistry.updateRunAndPublish` on a client that {@link sharesServerWith} this bus's.
+	 * Works on a closed bus too: what is published then reaches the other instances' buses.
+	 * @throws {ValidationError} As `publish`.
+	 */
+	prepare(command: CancelCommand): CancelPublication {
 		let message: string | undefined;
 		if (this.#signingKey === undefined) {
 			try {
@@ -177,7 +190,19 @@ export class RedisCancellationBus implements CancellationBus {
 			message = JSON.stringify({ ...clean, ts, nonce, sig: this.#sign(clean, ts, nonce, this.#signingKey) });
 		}
 		if (message === undefined) throw new ValidationError('command', 'a cancel command JSON can represent', command);
-		await this.#client.publish(this.#channel, message);
+		return { channel: this.#channel, message };
+	}
+
+	/**
+	 * Whether a PUBLISH sent on `client` reaches this bus's subscribers: `client` is the bus's own
+	 * client, or a plain connection (no Sentinel, no Cluster, no custom connector) to the same
+	 * `host` and `port` (or the same socket `path`) as the user of the bus's client, as given in
+	 * the options. `false` whenever that cannot be told: `localhost` and `127.0.0.1` count as different.
+	 */
+	sharesServerWith(client: Redis): boolean {
+		if (client === this.#client) return true;
+		const server = serverOf(this.#client);
+		return server !== undefined && server === serverOf(client);
 	}
 
 	/**
@@ -380,6 +405,20 @@ export class RedisCancellationBus implements CancellationBus {
 			this.#nonces.delete(nonce);
 		}
 	}
+}
+
+// Where a plain ioredis connection goes, with which user, from its options; undefined when unsure.
+function serverOf(client: unknown): string | undefined {
+	if (typeof client !== 'object' || client === null) return undefined;
+	const options = (client as { options?: unknown }).options;
+	if (typeof options !== 'object' || options === null) return undefined;
+	const { host, port, path, username, sentinels, Connector } = options as Record<string, unknown>;
+	// Sentinel picks the server at connect time; a custom connector, anything.
+	if ((Array.isArray(sentinels) && sentinels.length > 0) || (Connector !== undefined && (Connector as { name?: unknown }).name !== 'StandaloneConnector')) return undefined;
+	const user = typeof username === 'string' ? username : '';
+	if (typeof path === 'string' && path !== '') return JSON.stringify(['path', path, user]);
+	if (typeof host === 'string' && host !== '' && typeof port === 'number') return JSON.stringify(['tcp', host, port, user]);
+	return undefined;
 }
 
 function ownValue(object: object, key: string): unknown {

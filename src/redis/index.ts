@@ -5,3 +5,4 @@
 export { RedisRunRegistry, type RedisRunRegistryOptions } from './registry.js';
 export { MAX_CANCEL_MESSAGE_LENGTH, RedisCancellationBus, type RedisCancellationBusOptions } from './bus.js';
 export { redisKeys, type RedisKeys } from './keys.js';
+export type { CancelPreparingBus, CancelPublication, CancelPublishingRegistry } from './cancel-publication.js';

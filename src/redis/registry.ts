@@ -10,9 +10,12 @@
 import type { Redis } from 'ioredis';
 
 import { IllegalTransitionError, RunExistsError, ValidationError } from '../errors.js';
-import type { RunPage, RunQuery, RunRegistry, UpdateRunOptions } from '../registry.js';
+import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from '../registry.js';
+import { addTokenOf } from '../registry-internals.js';
+import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from '../result-size.js';
 import type { Run, RunPatch, RunStatus } from '../run.js';
-import { assertId, assertOptionalString, assertPatch, assertRun, isValidId, parseStatusFilter } from '../run-validation.js';
+import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, isValidId, parseStatusFilter } from '../run-validation.js';
+import type { CancelPublication, CancelPublishingRegistry } from './cancel-publication.js';
 import { redisKeys, scriptKeys, type RedisKeys } from './keys.js';
 import { SCRIPTS, runScript, type LuaScript } from './scripts.js';
 
@@ -32,8 +35,24 @@ export interface RedisRunRegistryOptions {
 	/**
 	 * When set, a run that ends (completed, failed, cancelled) is expired by Redis this many
 	 * milliseconds later, with its index entries. A positive integer.
+	 * @default undefined (runs are kept until deleted or cleaned up)
 	 */
 	readonly terminalTtlMs?: number;
+	/**
+	 * The largest `result` stored, in bytes of UTF-8 of its JSON text. An `addRun`, `updateRun` or
+	 * batch write with a larger one is refused with a `ResultTooLargeError` before anything is
+	 * sent to Redis. A positive integer, or `Infinity` for no cap.
+	 * @default 1_048_576 (1 MiB)
+	 */
+	readonly maxResultBytes?: number;
+	/**
+	 * With the registry's first command, reads `CONFIG GET maxmemory-policy` (alongside, never
+	 * delaying or failing a call) and, unless it is `noeviction`, emits one process warning with
+	 * code `RUNLEDGER_MAXMEMORY_POLICY`: a Redis that evicts keys loses runs and index entries
+	 * silently. A server that refuses CONFIG (an ACL, a managed Redis) is not reported.
+	 * @default true
+	 */
+	readonly checkMaxmemoryPolicy?: boolean;
 }
 
 type MutableRun = { -readonly [K in keyof Run]: Run[K] };
@@ -43,6 +62,10 @@ const DEFAULT_LIMIT = 100;
 const DEFAULT_PRIORITY = 'normal';
 const MAX_LIMIT = 10_000;
 const CLEANUP_BATCH = 1_000;
+// applyWrites sends at most this many writes, or about this many characters of arguments, per
+// script call, so that no one call holds Redis (single-threaded) for long.
+const WRITES_PER_CALL = 1_000;
+const CHARACTERS_PER_CALL = 8 * 1024 * 1024;
 // Ids become parts of keys: 1 to 256 characters, no control characters (what the manager accepts).
 const JSON_RULE = 'a value JSON can represent (no BigInt, function, symbol, non-finite number or cycle)';
 
@@ -62,25 +85,31 @@ const JSON_RULE = 'a value JSON can represent (no BigInt, function, symbol, non-
  * const registry = new RedisRunRegistry({ client: new Redis(process.env.REDIS_URL), prefix: 'myapp:runs', terminalTtlMs: 7 * 86_400_000 });
  * ```
  */
-export class RedisRunRegistry implements RunRegistry {
+export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	readonly #client: Redis;
 	readonly #keys: RedisKeys;
 	readonly #common: { readonly keys: readonly string[]; readonly args: readonly string[] };
 	// '' when runs never expire.
 	readonly #ttlArg: string;
+	readonly #maxResultBytes: number;
+	// The maxmemory-policy check: 'todo' until a command starts it, and again when it could not reach Redis.
+	#policyCheck: 'todo' | 'pending' | 'done';
 
 	/** @throws {ValidationError} When an option is invalid, or the client has a `keyPrefix`. */
 	constructor(options: RedisRunRegistryOptions) {
 		if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
-		const { client, prefix = 'runledger', terminalTtlMs } = options;
+		const { client, prefix = 'runledger', terminalTtlMs, maxResultBytes = DEFAULT_MAX_RESULT_BYTES, checkMaxmemoryPolicy = true } = options;
 		expectClient(client);
 		if (terminalTtlMs !== undefined && !(Number.isSafeInteger(terminalTtlMs) && terminalTtlMs >= 1)) {
 			throw new ValidationError('terminalTtlMs', 'a positive integer (milliseconds)', terminalTtlMs);
 		}
+		if (typeof checkMaxmemoryPolicy !== 'boolean') throw new ValidationError('checkMaxmemoryPolicy', 'a boolean', checkMaxmemoryPolicy);
 		this.#client = client;
 		this.#keys = redisKeys(prefix);
 		this.#common = scriptKeys(this.#keys);
 		this.#ttlArg = terminalTtlMs === undefined ? '' : String(terminalTtlMs);
+		this.#maxResultBytes = parseMaxResultBytes(maxResultBytes);
+		this.#policyCheck = checkMaxmemoryPolicy ? 'todo' : 'done';
 	}
 
 	/** The key layout in use: every key and channel name of this registry. */
@@ -88,32 +117,26 @@ export class RedisRunRegistry implements RunRegistry {
 		return this.#keys;
 	}
 
+	/** The injected client, which the registry's scripts run on (for `RedisCancellationBus.sharesServerWith`). */
+	get client(): Redis {
+		return this.#client;
+	}
+
 	/**
 	 * Records `run` with its index entries.
 	 * @throws {RunExistsError} When a run with this id is stored.
 	 * @throws {ValidationError} When `run` is not a run, or holds a value JSON cannot represent.
+	 * @throws {ResultTooLargeError} When its `result` is over `maxResultBytes`; nothing is sent.
 	 */
 	async addRun(run: Run): Promise<void> {
-		const fields = toFields(run);
-		const args = [
-			run.runId,
-			this.#ttlArg,
-			run.status,
-			run.moduleId,
-			run.itemId ?? '',
-			run.ownerId ?? '',
-			String(run.createdAt),
-			String(run.completedAt ?? run.updatedAt),
-			...fields,
-		];
-		const added = await this.#run(SCRIPTS.addRun, args);
+		const added = await this.#run(SCRIPTS.addRun, [this.#ttlArg, ...this.#addArgs(run)]);
 		if (added !== 1) throw new RunExistsError(run.runId);
 	}
 
 	/** The run, or `undefined` when the id is unknown (or it expired). */
 	async getRun(runId: string): Promise<Run | undefined> {
 		assertId('runId', runId);
-		return fromHash(runId, await this.#client.hgetall(this.#keys.run(runId)));
+		return fromHash(runId, await this.#redis().hgetall(this.#keys.run(runId)));
 	}
 
 	/** The runs of `runIds` in one round trip (a pipeline), in order, `undefined` for unknown ids. */
@@ -121,7 +144,7 @@ export class RedisRunRegistry implements RunRegistry {
 		if (!Array.isArray(runIds)) throw new ValidationError('runIds', 'an array of run ids', runIds);
 		runIds.forEach((runId, index) => assertId(`runIds[${index}]`, runId));
 		if (runIds.length === 0) return [];
-		const pipeline = this.#client.pipeline();
+		const pipeline = this.#redis().pipeline();
 		for (const runId of runIds) pipeline.hgetall(this.#keys.run(runId));
 		const replies = (await pipeline.exec()) ?? [];
 		return runIds.map((runId, index) => {
@@ -136,28 +159,90 @@ export class RedisRunRegistry implements RunRegistry {
 	 * Resolves `undefined` when the run is missing or its status is not in `options.ifStatus`.
 	 * @throws {IllegalTransitionError} When the change is illegal or the run is terminal; nothing changes.
 	 * @throws {ValidationError} When the patch holds a value of the wrong type; nothing changes.
+	 * @throws {ResultTooLargeError} When its `result` is over `maxResultBytes`; nothing is sent.
 	 */
 	async updateRun(runId: string, patch: RunPatch, options: UpdateRunOptions = {}): Promise<Run | undefined> {
-		assertId('runId', runId);
-		const fields = patchFields(patch);
-		if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
-		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
-		if (ifStatus !== undefined && ifStatus.length === 0) return undefined;
-		const args = [
-			runId,
-			this.#ttlArg,
-			ifStatus?.join(',') ?? '',
-			patch.status ?? '',
-			patch.ownerId ?? '',
-			...fields,
-		];
-		const reply = (await this.#run(SCRIPTS.updateRun, args)) as [number, ...string[]] | null;
-		if (reply === null) return undefined;
-		if (reply[0] === 0) throw new IllegalTransitionError(runId, reply[1] as RunStatus, reply[2] as RunStatus);
-		// The reply leaves out the patched fields: they are the ones just sent.
-		const hash = pairs(reply, 1);
-		for (let index = 0; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string;
-		return fromHash(runId, hash);
+		return this.#update(runId, patch, options, undefined);
+	}
+
+	/**
+	 * As {@link updateRun}, and in the same script, hence the same round trip, `PUBLISH
+	 * publication.channel publication.message` when the patch applies (nothing is published when
+	 * the run is missing, its status is not `ifStatus`, or the change is illegal). Made for a cancel
+	 * of a run owned elsewhere, with `RedisCancellationBus.prepare`. The message is published
+	 * before the run is written, inside the script: a PUBLISH that Redis refuses (an ACL without
+	 * the channel) rejects the call with nothing changed, and subscribers get the message only
+	 * once the script has ended, so never before the change is visible.
+	 * @throws {ValidationError} As `updateRun`, or when `publication` is not a channel and a message.
+	 */
+	async updateRunAndPublish(runId: string, patch: RunPatch, options: UpdateRunOptions | undefined, publication: CancelPublication): Promise<Run | undefined> {
+		if (
+			typeof publication !== 'object' ||
+			publication === null ||
+			typeof publication.channel !== 'string' ||
+			publication.channel === '' ||
+			typeof publication.message !== 'string'
+		) {
+			throw new ValidationError('publication', 'a { channel, message } of strings, the channel not empty', publication);
+		}
+		return this.#update(runId, patch, options ?? {}, publication);
+	}
+
+	/**
+	 * Applies `writes` in order, each exactly as the equivalent `addRun` / `updateRun` (with
+	 * `ifStatus`) would, in one script call per 1,000 writes (one round trip for most batches).
+	 * Each write is checked first, as every registry checks a write (an update's `ifStatus` is one
+	 * status, never absent nor a list) and as the single call checks its arguments: one that fails (a
+	 * `ValidationError`, a `ResultTooLargeError`) is not sent, and its result says so; the others
+	 * still go. Resolves one result per write, in order: an add of a taken id fails with a
+	 * `RunExistsError`, an illegal update with an `IllegalTransitionError`, an update of a missing
+	 * run or one whose status is not `ifStatus` is `missed`.
+	 * @throws When a script call fails (a lost connection, say): the writes of that call and of the
+	 * ones after it may or may not have landed.
+	 */
+	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
+		if (!Array.isArray(writes)) throw new ValidationError('writes', 'an array of writes', writes);
+		const results: RunWriteResult[] = [];
+		// The writes to send, with where their result goes.
+		const sent: Array<{ readonly index: number; readonly runId: string; readonly add: boolean; readonly args: readonly string[] }> = [];
+		for (let index = 0; index < writes.length; index++) {
+			const write = writes[index] as RunWrite;
+			try {
+				// As every registry checks a write: an update's ifStatus is one status, never absent.
+				assertRunWrite(write);
+				if (write.type === 'add') {
+					sent.push({ index, runId: write.run.runId, add: true, args: this.#addArgs(write.run) });
+				} else {
+					sent.push({ index, runId: write.runId, add: false, args: this.#updateArgs(write.runId, write.patch, () => [write.ifStatus]) as string[] });
+				}
+			} catch (error) {
+				results[index] = { outcome: 'failed', error };
+			}
+		}
+
+		for (let start = 0; start < sent.length; ) {
+			const argv = [...this.#common.args, this.#ttlArg];
+			let end = start;
+			let characters = 0;
+			while (end < sent.length && end - start < WRITES_PER_CALL && (end === start || characters < CHARACTERS_PER_CALL)) {
+				const write = sent[end++] as (typeof sent)[number];
+				argv.push(write.add ? 'a' : 'u', String(write.args.length));
+				for (const arg of write.args) {
+					argv.push(arg);
+					characters += arg.length;
+				}
+			}
+			const replies = (await runScript(this.#redis(), SCRIPTS.applyWrites, this.#common.keys, argv)) as Array<number | [RunStatus, RunStatus]>;
+			for (let at = start; at < end; at++) {
+				const { index, runId, add } = sent[at] as (typeof sent)[number];
+				const reply = replies[at - start];
+				if (reply === 1) results[index] = APPLIED;
+				else if (Array.isArray(reply)) results[index] = { outcome: 'failed', error: new IllegalTransitionError(runId, reply[0], reply[1]) };
+				else results[index] = add ? { outcome: 'failed', error: new RunExistsError(runId) } : MISSED;
+			}
+			start = end;
+		}
+		return results;
 	}
 
 	/**
@@ -230,13 +315,13 @@ export class RedisRunRegistry implements RunRegistry {
 	async heartbeat(ownerId: string, ttlMs: number): Promise<void> {
 		assertId('ownerId', ownerId);
 		if (!(Number.isSafeInteger(ttlMs) && ttlMs >= 1)) throw new ValidationError('ttlMs', 'a positive integer (milliseconds)', ttlMs);
-		await this.#client.set(this.#keys.lease(ownerId), '1', 'PX', ttlMs);
+		await this.#redis().set(this.#keys.lease(ownerId), '1', 'PX', ttlMs);
 	}
 
 	/** Ends the lease of `ownerId` at once. Its active runs become reapable. */
 	async releaseOwner(ownerId: string): Promise<void> {
 		assertId('ownerId', ownerId);
-		await this.#client.del(this.#keys.lease(ownerId));
+		await this.#redis().del(this.#keys.lease(ownerId));
 	}
 
 	/**
@@ -251,8 +336,90 @@ export class RedisRunRegistry implements RunRegistry {
 	/** Nothing to release: the client is the host's and stays open. */
 	async close(): Promise<void> {}
 
+	// The arguments of an add, as add-run.lua and apply-writes.lua take them (after the TTL).
+	#addArgs(run: Run): string[] {
+		const fields = toFields(run, this.#maxResultBytes);
+		return [
+			run.runId,
+			run.status,
+			run.moduleId,
+			run.itemId ?? '',
+			run.ownerId ?? '',
+			String(run.createdAt),
+			String(run.completedAt ?? run.updatedAt),
+			...fields,
+		];
+	}
+
+	// The arguments of an update, as update-run.lua and apply-writes.lua take them (from the
+	// runId on); undefined when `ifStatus` is empty, which nothing can match. Checks in updateRun's
+	// order: the id, the patch, then `readIfStatus`.
+	#updateArgs(runId: string, patch: RunPatch, readIfStatus: () => readonly RunStatus[] | undefined): string[] | undefined {
+		assertId('runId', runId);
+		const fields = patchFields(patch, this.#maxResultBytes);
+		const ifStatus = readIfStatus();
+		if (ifStatus !== undefined && ifStatus.length === 0) return undefined;
+		return [runId, ifStatus?.join(',') ?? '', patch.status ?? '', patch.ownerId ?? '', ...fields];
+	}
+
+	async #update(runId: string, patch: RunPatch, options: UpdateRunOptions, publication: CancelPublication | undefined): Promise<Run | undefined> {
+		const args = this.#updateArgs(runId, patch, () => {
+			if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
+			return parseStatusFilter('options.ifStatus', options.ifStatus);
+		});
+		if (args === undefined) return undefined;
+		const reply = (await this.#run(SCRIPTS.updateRun, [this.#ttlArg, publication?.channel ?? '', publication?.message ?? '', ...args])) as
+			| [number, ...string[]]
+			| null;
+		if (reply === null) return undefined;
+		if (reply[0] === 0) throw new IllegalTransitionError(runId, reply[1] as RunStatus, reply[2] as RunStatus);
+		// The reply leaves out the patched fields: they are the ones just sent (args[4..]).
+		const hash = pairs(reply, 1);
+		for (let index = 4; index + 1 < args.length; index += 2) hash[args[index] as string] = args[index + 1] as string;
+		return fromHash(runId, hash);
+	}
+
 	#run(script: LuaScript, args: readonly string[]): Promise<unknown> {
-		return runScript(this.#client, script, this.#common.keys, [...this.#common.args, ...args]);
+		return runScript(this.#redis(), script, this.#common.keys, [...this.#common.args, ...args]);
+	}
+
+	// The client, for a command about to be sent; the first such command starts the maxmemory-policy check.
+	#redis(): Redis {
+		if (this.#policyCheck === 'todo') {
+			this.#policyCheck = 'pending';
+			// A microtask later: behind the command that triggered it, which never waits for it.
+			queueMicrotask(() => this.#checkMaxmemoryPolicy());
+		}
+		return this.#client;
+	}
+
+	#checkMaxmemoryPolicy(): void {
+		let reply: Promise<unknown>;
+		try {
+			reply = this.#client.config('GET', 'maxmemory-policy');
+		} catch {
+			this.#policyCheck = 'done';
+			return;
+		}
+		reply
+			.then(
+				(value) => {
+					this.#policyCheck = 'done';
+					// ['maxmemory-policy', policy]; a server that hides the setting answers [].
+					const policy = Array.isArray(value) ? (value[1] as unknown) : undefined;
+					if (typeof policy !== 'string' || policy === 'noeviction') return;
+					process.emitWarning(
+						`Redis evicts keys when its memory is full (maxmemory-policy "${policy}"): the runledger registry "${this.#keys.prefix}" would then lose runs and index entries silently. Set maxmemory-policy to noeviction (see runledger's docs/redis.md, Operations), or pass checkMaxmemoryPolicy: false to RedisRunRegistry to silence this.`,
+						{ code: 'RUNLEDGER_MAXMEMORY_POLICY' },
+					);
+				},
+				(error: unknown) => {
+					// Refused (an ACL, a managed Redis that renames CONFIG): nothing to say, ever. Not
+					// answered (no connection): a later command tries again.
+					this.#policyCheck = error instanceof Error && error.name === 'ReplyError' ? 'done' : 'todo';
+				},
+			)
+			.catch(() => undefined);
 	}
 }
 
@@ -271,8 +438,12 @@ export function expectClient(client: unknown): asserts client is Redis {
 	}
 }
 
-// The hash of a run: field, value, … Numbers as String() writes them (exact); user values as JSON text.
-function toFields(run: Run): string[] {
+const APPLIED: RunWriteResult = { outcome: 'applied' };
+const MISSED: RunWriteResult = { outcome: 'missed' };
+
+// The hash of a run: field, value, … Numbers as String() writes them (exact); user values as JSON
+// text, the result at most `maxResultBytes` of it.
+function toFields(run: Run, maxResultBytes: number): string[] {
 	assertRun(run);
 	const { moduleId, status, priority, createdAt, updatedAt } = run;
 
@@ -289,15 +460,22 @@ function toFields(run: Run): string[] {
 	if (run.ownerId !== undefined) fields.push('ownerId', run.ownerId);
 	if (run.startedAt !== undefined) fields.push('startedAt', String(run.startedAt));
 	if (run.completedAt !== undefined) fields.push('completedAt', String(run.completedAt));
+	// Kept so that an add the client sends twice is recognised as this one (never read back).
+	const token = addTokenOf(run);
+	if (token !== undefined) fields.push('addToken', token);
 	for (const field of ['progress', 'result', 'error', 'metadata'] as const) {
 		const value: unknown = run[field];
-		if (value !== undefined) fields.push(field, toJson(`run.${field}`, value));
+		if (value === undefined) continue;
+		const json = toJson(`run.${field}`, value);
+		if (field === 'result') assertResultSize(json, maxResultBytes);
+		fields.push(field, json);
 	}
 	return fields;
 }
 
-// The hash fields a patch sets, besides status, ownerId (separate arguments) and updatedAt (stamped in Lua).
-function patchFields(patch: RunPatch): string[] {
+// The hash fields a patch sets, besides status, ownerId (separate arguments) and updatedAt (stamped
+// in Lua); the result at most `maxResultBytes` of JSON.
+function patchFields(patch: RunPatch, maxResultBytes: number): string[] {
 	assertPatch(patch);
 	const fields: string[] = [];
 	if (patch.priority !== undefined) fields.push('priority', patch.priority);
@@ -305,7 +483,10 @@ function patchFields(patch: RunPatch): string[] {
 	if (patch.completedAt !== undefined) fields.push('completedAt', String(patch.completedAt));
 	for (const field of ['progress', 'result', 'error', 'metadata'] as const) {
 		const value: unknown = patch[field];
-		if (value !== undefined) fields.push(field, toJson(`patch.${field}`, value));
+		if (value === undefined) continue;
+		const json = toJson(`patch.${field}`, value);
+		if (field === 'result') assertResultSize(json, maxResultBytes);
+		fields.push(field, json);
 	}
 	return fields;
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 import addRunSource from './scripts/add-run.lua';
+import applyWritesSource from './scripts/apply-writes.lua';
 import cleanupOldRunsSource from './scripts/cleanup-old-runs.lua';
 import deleteRunSource from './scripts/delete-run.lua';
 import libSource from './scripts/lib.lua';
@@ -31,6 +32,7 @@ function script(name: string, body: string): LuaScript {
 export const SCRIPTS = {
 	addRun: script('add-run', addRunSource),
 	updateRun: script('update-run', updateRunSource),
+	applyWrites: script('apply-writes', applyWritesSource),
 	deleteRun: script('delete-run', deleteRunSource),
 	listRuns: script('list-runs', listRunsSource),
 	cleanupOldRuns: script('cleanup-old-runs', cleanupOldRunsSource),

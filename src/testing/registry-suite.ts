@@ -3,7 +3,7 @@
  * It takes the test runner's functions as arguments, so it imports no test framework and runs
  * under vitest, jest, or anything with the same `describe`/`it`/`expect` shape.
  */
-import type { RunQuery, RunRegistry } from '../registry.js';
+import type { RunQuery, RunRegistry, RunWrite, RunWriteResult } from '../registry.js';
 import type { Run, RunPatch, RunStatus } from '../run.js';
 
 /** The matchers the suite uses, as vitest's and jest's `expect(value)` provide them. */
@@ -772,6 +772,201 @@ export function describeRunRegistryConformance(
 				for (const result of rejected) expect(result.reason).toMatchObject({ name: 'RunExistsError' });
 				const stored = await registry.getRun(runId);
 				expect(stored?.metadata).toEqual({ index: results.findIndex((result) => result.status === 'fulfilled') });
+			});
+		});
+
+		describe('applyWrites (when the adapter has it)', () => {
+			// Runs only against an adapter with applyWrites: the others have nothing to check here.
+			const batchTest = (name: string, body: (registry: RunRegistry, applyWrites: (writes: readonly RunWrite[]) => Promise<RunWriteResult[]>) => Promise<void>): void => {
+				test(name, async (registry) => {
+					if (registry.applyWrites === undefined) return;
+					await body(registry, (writes) => (registry.applyWrites as NonNullable<RunRegistry['applyWrites']>).call(registry, writes));
+				});
+			};
+			const add = (run: Run): RunWrite => ({ type: 'add', run });
+			const update = (runId: string, ifStatus: RunStatus, patch: RunPatch): RunWrite => ({ type: 'update', runId, ifStatus, patch });
+
+			batchTest('an empty batch resolves no results', async (_registry, applyWrites) => {
+				expect(await applyWrites([])).toEqual([]);
+			});
+
+			batchTest('applies the writes of a batch in order: an add, then updates of the same run', async (registry, applyWrites) => {
+				const run = makeRun({ itemId: unique('item'), ownerId: unique('owner') });
+				const results = await applyWrites([
+					add(run),
+					update(run.runId, 'queued', { status: 'running', startedAt: T0 + 1 }),
+					update(run.runId, 'running', { progress: { percent: 50 } }),
+					update(run.runId, 'running', { status: 'completed', result: { rows: 3 }, completedAt: T0 + 2 }),
+				]);
+				expect(results).toEqual([{ outcome: 'applied' }, { outcome: 'applied' }, { outcome: 'applied' }, { outcome: 'applied' }]);
+				const stored = await registry.getRun(run.runId);
+				const { updatedAt: _updatedAt, ...unchanged } = run;
+				expect(stored).toMatchObject({ ...unchanged, status: 'completed', startedAt: T0 + 1, progress: { percent: 50 }, result: { rows: 3 }, completedAt: T0 + 2 });
+				expect(ids((await registry.listRuns({ status: 'completed', itemId: run.itemId as string })).runs)).toEqual([run.runId]);
+				expect((await registry.listRuns({ status: ['queued', 'running'] })).runs).toEqual([]);
+			});
+
+			batchTest('stores an added run exactly as addRun would', async (registry, applyWrites) => {
+				const active = makeRun({ moduleName: 'Name', itemId: unique('item'), ownerId: unique('owner'), priority: 'high', metadata: { a: [1] } });
+				const done = runIn('failed', { createdAt: T0 + 1 });
+				const bare: Run = { runId: unique('run'), moduleId: unique('module'), status: 'queued', priority: 'low', parameters: undefined, createdAt: T0 + 2, updatedAt: T0 + 2 };
+				expect(await applyWrites([add(active), add(done), add(bare)])).toEqual([{ outcome: 'applied' }, { outcome: 'applied' }, { outcome: 'applied' }]);
+				expect(await registry.getRun(active.runId)).toEqual(active);
+				expect(await registry.getRun(done.runId)).toEqual(done);
+				expect(await registry.getRun(bare.runId)).toEqual(bare);
+				expect((await registry.listRuns()).runs).toEqual([bare, done, active]);
+			});
+
+			batchTest('an update whose ifStatus does not match is missed, and changes nothing', async (registry, applyWrites) => {
+				const run = runIn('running');
+				await registry.addRun(run);
+				expect(await applyWrites([update(run.runId, 'queued', { status: 'cancelled' })])).toEqual([{ outcome: 'missed' }]);
+				expect(await registry.getRun(run.runId)).toEqual(run);
+				// A terminal run outside ifStatus: missed too, as updateRun resolves undefined.
+				const done = runIn('completed');
+				await registry.addRun(done);
+				expect(await applyWrites([update(done.runId, 'running', { status: 'failed' })])).toEqual([{ outcome: 'missed' }]);
+				expect(await registry.getRun(done.runId)).toEqual(done);
+			});
+
+			batchTest('an update of an unknown run is missed, and creates nothing', async (registry, applyWrites) => {
+				const runId = unique('missing');
+				expect(await applyWrites([update(runId, 'queued', { status: 'running' })])).toEqual([{ outcome: 'missed' }]);
+				expect(await registry.getRun(runId)).toBeUndefined();
+				expect((await registry.listRuns()).runs).toEqual([]);
+			});
+
+			batchTest('an add of a taken id fails with RunExistsError and keeps the first run', async (registry, applyWrites) => {
+				const first = makeRun();
+				await registry.addRun(first);
+				const results = await applyWrites([add({ ...makeRun(), runId: first.runId, status: 'running' })]);
+				expect(results).toHaveLength(1);
+				expect(results[0]).toMatchObject({ outcome: 'failed', error: { name: 'RunExistsError' } });
+				expect(await registry.getRun(first.runId)).toEqual(first);
+				// Twice in one batch: the second finds the first.
+				const twice = makeRun();
+				const again = await applyWrites([add(twice), add({ ...twice, metadata: { second: true } })]);
+				expect(again[0]).toEqual({ outcome: 'applied' });
+				expect(again[1]).toMatchObject({ outcome: 'failed', error: { name: 'RunExistsError' } });
+				expect(await registry.getRun(twice.runId)).toEqual(twice);
+			});
+
+			batchTest('an illegal update fails with IllegalTransitionError and changes nothing', async (registry, applyWrites) => {
+				const done = runIn('completed');
+				const queued = makeRun();
+				await registry.addRun(done);
+				await registry.addRun(queued);
+				const results = await applyWrites([
+					update(done.runId, 'completed', { status: 'running' }),
+					update(queued.runId, 'queued', { status: 'completed', result: 1 }),
+					update(done.runId, 'completed', { progress: { percent: 99 } }),
+				]);
+				expect(results).toMatchObject([
+					{ outcome: 'failed', error: { name: 'IllegalTransitionError', from: 'completed', to: 'running' } },
+					{ outcome: 'failed', error: { name: 'IllegalTransitionError', from: 'queued', to: 'completed' } },
+					{ outcome: 'failed', error: { name: 'IllegalTransitionError', from: 'completed', to: 'completed' } },
+				]);
+				expect(await registry.getRun(done.runId)).toEqual(done);
+				expect(await registry.getRun(queued.runId)).toEqual(queued);
+			});
+
+			batchTest('a write that fails fails alone: the others of the batch apply', async (registry, applyWrites) => {
+				const existing = makeRun();
+				await registry.addRun(existing);
+				const a = makeRun({ createdAt: T0 + 1 });
+				const b = makeRun({ createdAt: T0 + 2 });
+				const results = await applyWrites([
+					add(a),
+					add({ ...makeRun(), moduleId: '' }),
+					update(existing.runId, 'queued', { status: 'bogus' as RunStatus }),
+					add({ ...makeRun(), runId: existing.runId }),
+					update(existing.runId, 'queued', { status: 'running', startedAt: T0 + 5 }),
+					update(a.runId, 'queued', { status: 'completed' }),
+					add(b),
+					update(unique('missing'), 'running', { progress: { percent: 1 } }),
+				]);
+				expect(results).toMatchObject([
+					{ outcome: 'applied' },
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+					{ outcome: 'failed', error: { name: 'RunExistsError' } },
+					{ outcome: 'applied' },
+					{ outcome: 'failed', error: { name: 'IllegalTransitionError' } },
+					{ outcome: 'applied' },
+					{ outcome: 'missed' },
+				]);
+				expect(await registry.getRun(a.runId)).toEqual(a);
+				expect(await registry.getRun(b.runId)).toEqual(b);
+				expect(await registry.getRun(existing.runId)).toMatchObject({ status: 'running', startedAt: T0 + 5 });
+				expect((await registry.listRuns()).runs).toHaveLength(3);
+			});
+
+			batchTest('an update write without one ifStatus fails with ValidationError: a compare-and-set never turns unconditional', async (registry, applyWrites) => {
+				const run = makeRun();
+				await registry.addRun(run);
+				const loose = (ifStatus: unknown): RunWrite => ({ type: 'update', runId: run.runId, patch: { status: 'running' }, ifStatus }) as unknown as RunWrite;
+				const results = await applyWrites([loose(undefined), loose(['queued', 'running']), loose('paused'), { type: 'update', runId: '', patch: {}, ifStatus: 'queued' }]);
+				expect(results).toMatchObject([
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+					{ outcome: 'failed', error: { name: 'ValidationError' } },
+				]);
+				expect(await registry.getRun(run.runId)).toEqual(run);
+			});
+
+			batchTest('keeps every index current: listRuns after a batch matches the runs as stored', async (registry, applyWrites) => {
+				const moduleId = unique('module');
+				const item = unique('item');
+				const o1 = unique('owner');
+				const o2 = unique('owner');
+				const runs = Array.from({ length: 6 }, (_, index) =>
+					makeRun({ moduleId, createdAt: T0 + index, ...(index % 2 === 0 ? { itemId: item } : {}), ...(index < 3 ? { ownerId: o1 } : {}) }),
+				);
+				const [r0, r1, r2, r3, r4, r5] = runs.map((run) => run.runId) as [string, string, string, string, string, string];
+				const results = await applyWrites([
+					...runs.map(add),
+					update(r0, 'queued', { status: 'running', ownerId: o2 }),
+					update(r1, 'queued', { status: 'cancelled' }),
+					update(r2, 'queued', { status: 'running' }),
+					update(r2, 'running', { status: 'failed', error: { name: 'Error', message: 'x' }, completedAt: T0 + 9 }),
+					update(r3, 'queued', { ownerId: o1 }),
+					update(r4, 'queued', { status: 'running' }),
+				]);
+				expect(results.every((result) => result.outcome === 'applied')).toBe(true);
+				const list = async (query: RunQuery) => ids((await registry.listRuns(query)).runs);
+				expect(await list({ moduleId })).toEqual([r5, r4, r3, r2, r1, r0]);
+				expect(await list({ status: 'queued' })).toEqual([r5, r3]);
+				expect(await list({ status: 'running' })).toEqual([r4, r0]);
+				expect(await list({ status: ['cancelled', 'failed'] })).toEqual([r2, r1]);
+				expect(await list({ ownerId: o1 })).toEqual([r3, r2, r1]);
+				expect(await list({ ownerId: o2 })).toEqual([r0]);
+				expect(await list({ itemId: item, status: ['queued', 'running'] })).toEqual([r4, r0]);
+				for (const run of runs) {
+					const stored = await registry.getRun(run.runId);
+					expect((await registry.listRuns({ status: stored?.status as RunStatus, moduleId })).runs.filter((listed) => listed.runId === run.runId)).toEqual([stored]);
+				}
+			});
+
+			batchTest('stamps updatedAt with the current time, never earlier than before, across and within batches', async (registry, applyWrites) => {
+				const run = makeRun({ updatedAt: T0 });
+				const ahead = makeRun({ updatedAt: Date.now() + 3_600_000 });
+				await registry.addRun(ahead);
+				const before = Date.now();
+				await applyWrites([add(run), update(run.runId, 'queued', { progress: { percent: 1 } }), update(ahead.runId, 'queued', { progress: { percent: 1 } })]);
+				const after = Date.now();
+				const first = (await registry.getRun(run.runId))?.updatedAt as number;
+				expect(first).toBeGreaterThanOrEqual(before);
+				expect(first).toBeLessThanOrEqual(after);
+				expect((await registry.getRun(ahead.runId))?.updatedAt).toBe(ahead.updatedAt);
+				let previous = first;
+				for (let percent = 2; percent <= 10; percent++) {
+					await applyWrites([update(run.runId, 'queued', { progress: { percent } }), update(run.runId, 'queued', { progress: { percent, message: 'again' } })]);
+					const stored = await registry.getRun(run.runId);
+					expect(stored?.updatedAt).toBeGreaterThanOrEqual(previous);
+					previous = stored?.updatedAt ?? Number.NaN;
+				}
+				expect(await registry.getRun(run.runId)).toMatchObject({ progress: { percent: 10, message: 'again' }, updatedAt: previous });
 			});
 		});
 

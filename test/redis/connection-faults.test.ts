@@ -343,6 +343,11 @@ describe.skipIf(redisUrl === null)('connection faults between a manager and Redi
 
 	it('(b) Redis slowed by the proxy — 200 ms, then 2 s added per direction and chunk: at most 1 heartbeat (interval 500 ms) and 1 reap in flight, 1 terminal write and 1 terminal event per run, 30/30 runs COMPLETED', async () => {
 		const { proxy, viaProxy, direct } = await rig();
+		// What reaches Redis: the lease renewals (SET … PX) as MONITOR on a direct connection sees them.
+		// Started before any traffic: ioredis mistakes a feed line that arrives while it is still
+		// switching the connection to MONITOR for a reply ("Command queue state error").
+		const monitor = await direct.monitor();
+		cleanup.defer(() => monitor.disconnect());
 		const prefix = uniquePrefix();
 		const observer = new RedisRunRegistry({ client: direct, prefix });
 		const heartbeatIntervalMs = 500;
@@ -366,9 +371,6 @@ describe.skipIf(redisUrl === null)('connection faults between a manager and Redi
 		// Another instance reaps over a direct connection: a lease lost to the slowness would show.
 		managerOf(direct, prefix, { instanceId: 'watcher', ownerLease: { ttlMs: 15_000, reapIntervalMs: 200 }, reconcileIntervalMs: 600_000 });
 
-		// What reaches Redis: the lease renewals (SET … PX) as MONITOR on a direct connection sees them.
-		const monitor = await direct.monitor();
-		cleanup.defer(() => monitor.disconnect());
 		const leaseKey = observer.keys.lease('slowpoke');
 		const setsAt: number[] = [];
 		monitor.on('monitor', (_time: string, args: string[]) => {

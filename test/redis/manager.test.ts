@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { BackgroundTaskManager, CancelledError } from '../../src/index.js';
-import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js';
+import { RedisCancellationBus, RedisRunRegistry, redisKeys } from '../../src/redis/index.js';
 import { connect, eventually, redisUrl, uniquePrefix } from './support.js';
 
 let client: Redis;
@@ -44,6 +44,9 @@ describe.skipIf(redisUrl === null)('BackgroundTaskManager on Redis', () => {
 				});
 			});
 			await eventually('the run to be running in Redis', async () => started && (await b.getRun(runId))?.status === 'running');
+			// Pub/sub is at most once: both subscriber connections must be up before the cancel is published.
+			const channel = redisKeys(prefix).cancelChannel;
+			await eventually('both instances to listen on the cancel channel', async () => ((await client.pubsub('NUMSUB', channel)) as [string, number])[1] >= 2);
 			expect(await b.cancelTask(runId, 'user pressed stop')).toBe(true);
 			await eventually('the task on instance a to be aborted', () => aborted !== undefined);
 			expect(aborted).toBeInstanceOf(CancelledError);

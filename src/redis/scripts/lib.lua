@@ -54,39 +54,123 @@ local function read_run(id)
 	return { status = f[1], moduleId = f[2], itemId = f[3], ownerId = f[4], createdAt = f[5], updatedAt = f[6], completedAt = f[7] }
 end
 
+-- Index changes (sorted sets and active sets) are sent one by one, except in a batch
+-- (apply-writes.lua, between begin_batch and end_batch): there they are collected per key, the
+-- last change of each member winning as it would in Redis, and sent at the end with one command
+-- per key and kind, which saves Redis most of its per-call cost. Nothing a write reads is
+-- collected: run hashes, p:idx:expiry and p:idx:expiry-info are always written at once.
+-- key -> { zset = whether a sorted set, changes = { member -> score (added) | true (added to a set) | false (removed) } }
+local batch = nil
+
+local function change(key, zset, member, value)
+	local entry = batch[key]
+	if not entry then
+		entry = { zset = zset, changes = {} }
+		batch[key] = entry
+	end
+	entry.changes[member] = value
+end
+
+local function zadd(key, score, member)
+	if batch then change(key, true, member, score) else redis.call('ZADD', key, score, member) end
+end
+
+local function zrem(key, member)
+	if batch then change(key, true, member, false) else redis.call('ZREM', key, member) end
+end
+
+local function sadd(key, member)
+	if batch then change(key, false, member, true) else redis.call('SADD', key, member) end
+end
+
+local function srem(key, member)
+	if batch then change(key, false, member, false) else redis.call('SREM', key, member) end
+end
+
+-- Owners known to be in K_OWNERS in this script: adding one again would change nothing.
+local listed_owners = {}
+-- In a batch: the owners whose active set a run left, checked once each by end_batch.
+local left_owners = {}
+
 local function join_active(id, owner)
-	redis.call('SADD', P_ACTIVE .. owner, id)
-	redis.call('SADD', K_OWNERS, owner)
+	sadd(P_ACTIVE .. owner, id)
+	if not listed_owners[owner] then
+		redis.call('SADD', K_OWNERS, owner)
+		listed_owners[owner] = true
+	end
 end
 
 local function leave_active(id, owner)
-	redis.call('SREM', P_ACTIVE .. owner, id)
-	if redis.call('EXISTS', P_ACTIVE .. owner) == 0 then redis.call('SREM', K_OWNERS, owner) end
+	srem(P_ACTIVE .. owner, id)
+	if batch then
+		left_owners[owner] = true
+	elseif redis.call('EXISTS', P_ACTIVE .. owner) == 0 then
+		redis.call('SREM', K_OWNERS, owner)
+		listed_owners[owner] = nil
+	end
+end
+
+local function begin_batch()
+	batch = {}
+end
+
+-- `command key args...`, at most 1,000 of `args` per call (unpack has a limit; pairs stay whole).
+local function send(command, key, args)
+	for i = 1, #args, 1000 do
+		redis.call(command, key, unpack(args, i, math.min(i + 999, #args)))
+	end
+end
+
+-- Sends what the batch collected, then drops from K_OWNERS each owner left with no active run.
+-- A script that calls begin_batch must call this before it returns.
+local function end_batch()
+	local collected = batch
+	batch = nil
+	for key, entry in pairs(collected) do
+		local added, removed = {}, {}
+		for member, value in pairs(entry.changes) do
+			if value == false then
+				removed[#removed + 1] = member
+			else
+				if entry.zset then added[#added + 1] = value end
+				added[#added + 1] = member
+			end
+		end
+		send(entry.zset and 'ZREM' or 'SREM', key, removed)
+		send(entry.zset and 'ZADD' or 'SADD', key, added)
+	end
+	for owner in pairs(left_owners) do
+		if redis.call('EXISTS', P_ACTIVE .. owner) == 0 then
+			redis.call('SREM', K_OWNERS, owner)
+			listed_owners[owner] = nil
+		end
+	end
+	left_owners = {}
 end
 
 -- Adds run `id` (fields `r`) to the creation-time indexes and, when active and owned, to its owner's active set.
 local function index_run(id, r)
-	redis.call('ZADD', K_ALL, r.createdAt, id)
-	redis.call('ZADD', P_STATUS .. r.status, r.createdAt, id)
-	redis.call('ZADD', P_MODULE .. r.moduleId, r.createdAt, id)
-	if r.itemId then redis.call('ZADD', P_ITEM .. r.itemId, r.createdAt, id) end
+	zadd(K_ALL, r.createdAt, id)
+	zadd(P_STATUS .. r.status, r.createdAt, id)
+	zadd(P_MODULE .. r.moduleId, r.createdAt, id)
+	if r.itemId then zadd(P_ITEM .. r.itemId, r.createdAt, id) end
 	if r.ownerId then
-		redis.call('ZADD', P_OWNER .. r.ownerId, r.createdAt, id)
+		zadd(P_OWNER .. r.ownerId, r.createdAt, id)
 		if ACTIVE[r.status] then join_active(id, r.ownerId) end
 	end
 end
 
 -- Removes every index entry of run `id`, whose indexed fields are `r`.
 local function unindex_run(id, r)
-	redis.call('ZREM', K_ALL, id)
-	redis.call('ZREM', P_STATUS .. r.status, id)
-	redis.call('ZREM', P_MODULE .. r.moduleId, id)
-	if r.itemId then redis.call('ZREM', P_ITEM .. r.itemId, id) end
+	zrem(K_ALL, id)
+	zrem(P_STATUS .. r.status, id)
+	zrem(P_MODULE .. r.moduleId, id)
+	if r.itemId then zrem(P_ITEM .. r.itemId, id) end
 	if r.ownerId then
-		redis.call('ZREM', P_OWNER .. r.ownerId, id)
+		zrem(P_OWNER .. r.ownerId, id)
 		if ACTIVE[r.status] then leave_active(id, r.ownerId) end
 	end
-	redis.call('ZREM', K_ENDED, id)
+	zrem(K_ENDED, id)
 	redis.call('ZREM', K_EXPIRY, id)
 	redis.call('HDEL', K_EXPIRY_INFO, id)
 end
@@ -94,7 +178,7 @@ end
 -- Records that run `id` (now terminal, fields `r`) ended at `ended_at` (a score string); with a
 -- TTL, has Redis expire the run and remembers its index entries for purge_expired.
 local function index_end(id, r, ended_at, ttl, now)
-	redis.call('ZADD', K_ENDED, ended_at, id)
+	zadd(K_ENDED, ended_at, id)
 	if ttl then
 		local expires = int_string(now + ttl)
 		redis.call('PEXPIREAT', P_RUN .. id, expires)
@@ -131,4 +215,126 @@ end
 local function ttl_arg(value)
 	if value == '' then return nil end
 	return tonumber(value)
+end
+
+-- Adds a run unless its id is taken: the body of add-run.lua, and of each add in apply-writes.lua.
+-- args[at..last] are the add's arguments: runId, status, moduleId, itemId|'', ownerId|'',
+-- createdAt (the score in every creation-time index), end time (completedAt, else updatedAt: the
+-- score in p:idx:ended when the run is added terminal), then field, value, ...: the run's hash.
+-- `now` may be nil without a TTL. `expiring`: whether any run of the prefix may have expired (then
+-- the id is settled first). Returns 1 when added (or when the run under this id holds the same
+-- `addToken` field: this very add, sent twice), 0 when another run with this id exists (nothing changed).
+local function add_run(args, at, last, ttl, now, expiring)
+	local id = args[at]
+	-- Even without a TTL: a registry with one on this prefix may have left an expired run of this
+	-- id behind, whose stale index entries must not outlive into the new run.
+	if expiring then settle(id) end
+	local key = P_RUN .. id
+	if redis.call('EXISTS', key) == 1 then
+		-- An add sent twice (a client re-sending after a reconnect) finds its own token: done already.
+		for i = at + 7, last - 1, 2 do
+			if args[i] == 'addToken' then
+				if redis.call('HGET', key, 'addToken') == args[i + 1] then return 1 end
+				break
+			end
+		end
+		return 0
+	end
+	local r = {
+		status = args[at + 1],
+		moduleId = args[at + 2],
+		itemId = args[at + 3] ~= '' and args[at + 3],
+		ownerId = args[at + 4] ~= '' and args[at + 4],
+		createdAt = args[at + 5],
+	}
+	redis.call('HSET', key, unpack(args, at + 7, last))
+	index_run(id, r)
+	if TERMINAL[r.status] then index_end(id, r, args[at + 6], ttl, now) end
+	return 1
+end
+
+-- A compare-and-set patch of one run, indexes included: the body of update-run.lua, and of each
+-- update in apply-writes.lua. args[at..last] are the update's arguments: runId, ifStatus
+-- (statuses joined by ',', or '' for no condition), the patch's status or '' to keep it, its
+-- ownerId or '' to keep it, then field, value, ...: the other patched fields of the hash.
+-- `full`: read the whole hash (HGETALL), for a caller that replies with the run; else only the
+-- indexed fields (HMGET). With `channel`, PUBLISHes `message` on it once the change is known to
+-- apply, before writing, so that a refused PUBLISH (an ACL) fails the call with nothing changed;
+-- subscribers get the message only after the script, so never before the change is visible.
+-- Returns nil when the run is missing or its status is not in ifStatus (nothing changed);
+-- 0, from, to when the change is illegal (nothing changed); else 1, the run's fields as stored
+-- now (only the indexed ones unless `full`), and the set of the fields patched from args.
+-- Commands: HGETALL or HMGET, one HSET, and only the index moves the change needs.
+local function update_run(args, at, last, ttl, now, full, channel, message)
+	local id = args[at]
+	if ttl then settle(id) end
+	local key = P_RUN .. id
+	local h
+	if full then
+		local flat = redis.call('HGETALL', key)
+		if #flat == 0 then return nil end
+		h = {}
+		for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+	else
+		h = read_run(id)
+		if not h then return nil end
+	end
+	local from = h.status
+	local if_status = args[at + 1]
+	-- One status (a batch's updates, most single ones) needs no splitting.
+	if if_status ~= '' and if_status ~= from then
+		local allowed = false
+		if string.find(if_status, ',', 1, true) then
+			for status in string.gmatch(if_status, '[^,]+') do
+				if status == from then allowed = true end
+			end
+		end
+		if not allowed then return nil end
+	end
+	local to = args[at + 2] ~= '' and args[at + 2] or from
+	if not (LEGAL[from] and LEGAL[from][to]) then return 0, from, to end
+	if channel then redis.call('PUBLISH', channel, message) end
+
+	-- updatedAt never moves back, even when the stored one is ahead of this clock.
+	local updated = h.updatedAt
+	if now > tonumber(updated) then updated = int_string(now) end
+	local was_owner = h.ownerId or false
+	local owner = was_owner
+	if args[at + 3] ~= '' then owner = args[at + 3] end
+
+	-- One HSET: the patched fields, the status, updatedAt, and ownerId when it changes.
+	local set = { 'HSET', key, 'status', to, 'updatedAt', updated }
+	if owner ~= was_owner then
+		set[#set + 1] = 'ownerId'
+		set[#set + 1] = owner
+	end
+	local patched = {}
+	for i = at + 4, last, 2 do
+		set[#set + 1] = args[i]
+		set[#set + 1] = args[i + 1]
+		patched[args[i]] = true
+		h[args[i]] = args[i + 1]
+	end
+	redis.call(unpack(set))
+	h.status, h.updatedAt = to, updated
+	if owner then h.ownerId = owner end
+
+	if to ~= from then
+		zrem(P_STATUS .. from, id)
+		zadd(P_STATUS .. to, h.createdAt, id)
+	end
+	if owner ~= was_owner then
+		if was_owner then zrem(P_OWNER .. was_owner, id) end
+		zadd(P_OWNER .. owner, h.createdAt, id)
+	end
+	local was_active_of = (ACTIVE[from] and was_owner) or false
+	local is_active_of = (ACTIVE[to] and owner) or false
+	if was_active_of ~= is_active_of then
+		if was_active_of then leave_active(id, was_active_of) end
+		if is_active_of then join_active(id, is_active_of) end
+	end
+	if TERMINAL[to] then
+		index_end(id, { status = to, moduleId = h.moduleId, itemId = h.itemId or false, ownerId = owner }, h.completedAt or updated, ttl, now)
+	end
+	return 1, h, patched
 end
