@@ -87,10 +87,10 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry against the registry model'
 		FULL_SUITE ? 1_800_000 : 120_000,
 	);
 
-	// Fails as of this writing: RedisRunRegistry.applyWrites applies an update write that has no
-	// ifStatus unconditionally, and takes a list of statuses, where MemoryRunRegistry refuses both
-	// with a ValidationError; where both refuse (an unknown status, an empty runId), they name
-	// different fields ('ifStatus' / 'runId' against 'writes[i].ifStatus' / 'writes[i].runId').
+	// Writes outside the RunWrite type (no ifStatus, a list of statuses, an unknown status, an empty
+	// runId): both registries check each write with the shared assertRunWrite, so they must refuse
+	// the same ones with the same field, and change nothing. (Redis once applied an update without
+	// ifStatus unconditionally.)
 	// fast-check prints the shortest sequence it found.
 	it(
 		`${OUT_OF_CONTRACT_SEQUENCES} command sequences with out-of-contract applyWrites writes (no ifStatus, a list of statuses, an unknown status, an empty runId): RedisRunRegistry refuses each as MemoryRunRegistry does, with a ValidationError, and changes nothing`,
