@@ -146,6 +146,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Runs QUEUED / RUNNING (not terminal) in this manager; `#queued + #running` is the active count.
 	#queued = 0;
 	#running = 0;
+	// Whether per-module counts are needed (a finite `maxQueued`, or per-module limits): when not,
+	// the two maps below stay empty and cost nothing per run.
+	readonly #tracksModules: boolean;
 	// QUEUED runs per module, for an exact `maxQueued` check.
 	readonly #queuedByModule = new Map<string, number>();
 	// Task functions executing, globally and per module: the slots in use. A draining run keeps its slot.
@@ -188,6 +191,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		assertRegistry(registry);
 		this.#registry = registry;
 		this.#options = resolveOptions(options);
+		this.#tracksModules = this.#options.maxQueued !== Number.POSITIVE_INFINITY || this.#options.concurrencyByModule.size > 0;
 		if (this.#options.ownerLease !== undefined) {
 			for (const method of ['heartbeat', 'releaseOwner', 'reapOrphans'] as const) {
 				if (typeof registry[method] !== 'function') {
@@ -543,6 +547,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	#countQueued(moduleId: string, delta: 1 | -1): void {
+		if (!this.#tracksModules) return;
 		const queued = (this.#queuedByModule.get(moduleId) ?? 0) + delta;
 		if (queued === 0) this.#queuedByModule.delete(moduleId);
 		else this.#queuedByModule.set(moduleId, queued);
@@ -562,16 +567,17 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#drain(): void {
 		const { concurrency } = this.#options;
 		while (this.#executing < concurrency && !this.#closing) {
-			const execution = this.#queue.take((moduleId) => this.#hasModuleSlot(moduleId));
+			const execution = this.#queue.take(this.#hasModuleSlot);
 			if (execution === undefined) return;
 			this.#begin(execution);
 		}
 	}
 
-	#hasModuleSlot(moduleId: string): boolean {
+	// A field, so that the queue gets the same function on every drain.
+	readonly #hasModuleSlot = (moduleId: string): boolean => {
 		const limit = this.#options.concurrencyByModule.get(moduleId);
 		return limit === undefined || (this.#executingByModule.get(moduleId) ?? 0) < limit;
-	}
+	};
 
 	// QUEUED → RUNNING, then calls the task function (or follows the promise).
 	#begin(execution: Execution): void {
@@ -637,7 +643,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#takeSlot(execution: Execution): void {
 		execution.executing = true;
 		this.#executing++;
-		this.#executingByModule.set(execution.moduleId, (this.#executingByModule.get(execution.moduleId) ?? 0) + 1);
+		if (this.#tracksModules) this.#executingByModule.set(execution.moduleId, (this.#executingByModule.get(execution.moduleId) ?? 0) + 1);
 	}
 
 	// The task function settled: its slot is free, and its outcome counts unless the run already ended.
@@ -655,9 +661,11 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#freeSlot(execution: Execution): void {
 		execution.executing = false;
 		this.#executing--;
-		const left = this.#executingByModule.get(execution.moduleId)! - 1;
-		if (left === 0) this.#executingByModule.delete(execution.moduleId);
-		else this.#executingByModule.set(execution.moduleId, left);
+		if (this.#tracksModules) {
+			const left = this.#executingByModule.get(execution.moduleId)! - 1;
+			if (left === 0) this.#executingByModule.delete(execution.moduleId);
+			else this.#executingByModule.set(execution.moduleId, left);
+		}
 		if (execution.isTerminal) this.#draining--;
 	}
 
