@@ -19,6 +19,7 @@ import {
 	type TaskContext,
 } from '../src/index.js';
 import { MAX_ERROR_MESSAGE_LENGTH, MAX_ERROR_STACK_LENGTH } from '../src/error-info.js';
+import { cappedLength, cutTail, thrownBy } from './support/bad-input.js';
 import { deferred } from './support/deferred.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
@@ -26,21 +27,8 @@ import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
 failOnUnhandledErrorsAfterEach();
 shutdownManagersAfterEach();
 
-/** What `fn` threw synchronously, or undefined. */
-function thrownBy(fn: () => unknown): unknown {
-	try {
-		fn();
-	} catch (error) {
-		return error;
-	}
-	return undefined;
-}
 
-/** The tail `cap()` of src/error-info.ts appends to a cut text. */
-const cutTail = (length: number, max: number): string => `… (${length - max} more characters)`;
 
-/** The longest text `cap(text, max)` of src/error-info.ts can make, whatever the length of `text`. */
-const cappedLength = (max: number): number => max + cutTail(Number.MAX_SAFE_INTEGER, 0).length;
 
 describe('duplicate run ids', () => {
 	it('100 concurrent startTask calls with one runId: the task runs once, the 99 others throw RunExistsError synchronously', async () => {

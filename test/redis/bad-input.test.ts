@@ -26,6 +26,7 @@ import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js
 import { deferred } from '../support/deferred.js';
 import { failOnUnhandledErrorsAfterEach } from '../support/process-traps.js';
 import { connect, redisUrl, scanKeys, uniquePrefix } from './support.js';
+import { cappedLength, cutTail, thrownBy } from '../support/bad-input.js';
 
 let client: Redis;
 
@@ -57,19 +58,7 @@ function node(options: BackgroundTaskManagerOptions & { prefix?: string; client?
 	return created;
 }
 
-/** What `fn` threw synchronously, or undefined. */
-function thrownBy(fn: () => unknown): unknown {
-	try {
-		fn();
-	} catch (error) {
-		return error;
-	}
-	return undefined;
-}
 
-const cutTail = (length: number, max: number): string => `… (${length - max} more characters)`;
-/** The longest text `cap(text, max)` of src/error-info.ts can make, whatever the length of `text`. */
-const cappedLength = (max: number): number => max + cutTail(Number.MAX_SAFE_INTEGER, 0).length;
 const TEN_MB = 10 * 1024 * 1024;
 
 describe.skipIf(redisUrl === null)('bad input on the Redis registry', () => {
