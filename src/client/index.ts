@@ -5,7 +5,7 @@
 export { TimeoutError, isRunledgerError, RunledgerError, ValidationError } from '../errors.js';
 export { isTerminalStatus, RunStatus, type Run, type RunErrorInfo, type RunProgress } from '../run.js';
 export { HttpError, InvalidResponseError, NetworkError, ReconnectLimitError, RunNotFoundHttpError } from './errors.js';
-export type { FetchFunction } from './options.js';
+export type { FetchFunction } from './responses.js';
 export { SseParser, type SseEvent, type SseParserHandlers } from './sse-parser.js';
 export { waitForRun, type WaitForRunOptions } from './wait-for-run.js';
 export { watchRun, type WatchRunOptions } from './watch-run.js';

@@ -5,17 +5,9 @@
 import { TimeoutError, ValidationError } from '../errors.js';
 import { isTerminalStatus, type Run } from '../run.js';
 import { InvalidResponseError, NetworkError } from './errors.js';
-import {
-	type FetchFunction,
-	abortReason,
-	asRun,
-	assertFunction,
-	assertPositiveNumber,
-	errorFor,
-	isTransientStatus,
-	sleep,
-	urlString,
-} from './options.js';
+import { abortReason, sleep } from './abortable-sleep.js';
+import { assertFunction, assertPositiveNumber } from './option-checks.js';
+import { type FetchFunction, asRun, errorFor, isTransientStatus, urlString } from './responses.js';
 
 /** Options of {@link waitForRun}. */
 export interface WaitForRunOptions {

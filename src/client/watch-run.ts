@@ -6,17 +6,9 @@
 import { ValidationError } from '../errors.js';
 import { isTerminalStatus, type Run } from '../run.js';
 import { InvalidResponseError, NetworkError, ReconnectLimitError } from './errors.js';
-import {
-	type FetchFunction,
-	abortReason,
-	asRun,
-	assertFunction,
-	assertPositiveNumber,
-	errorFor,
-	isTransientStatus,
-	sleep,
-	urlString,
-} from './options.js';
+import { abortReason, sleep } from './abortable-sleep.js';
+import { assertFunction, assertPositiveNumber } from './option-checks.js';
+import { type FetchFunction, asRun, errorFor, isTransientStatus, urlString } from './responses.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
 
 /** Options of {@link watchRun}. */

@@ -1,5 +1,4 @@
-/** Helpers shared by `waitForRun` and `watchRun`: option checks, abortable sleeps, response bodies. */
-import { ValidationError } from '../errors.js';
+/** The client's side of HTTP: the `fetch` it calls, which statuses are worth a retry, and reading and checking response bodies. */
 import { isRunStatus, type Run } from '../run.js';
 import { HttpError, InvalidResponseError, RunNotFoundHttpError } from './errors.js';
 
@@ -9,46 +8,6 @@ export type FetchFunction = (input: string | URL | Request, init?: RequestInit) 
 /** Statuses worth another try: the server or a proxy is overloaded, restarting or timed out. */
 export function isTransientStatus(status: number): boolean {
 	return status === 408 || status === 429 || status === 500 || status === 502 || status === 503 || status === 504;
-}
-
-export function assertPositiveNumber(field: string, value: unknown, { integer = false, allowZero = false } = {}): void {
-	if (
-		typeof value !== 'number' ||
-		!Number.isFinite(value) ||
-		(integer && !Number.isInteger(value)) ||
-		value < 0 ||
-		(!allowZero && value === 0)
-	) {
-		throw new ValidationError(field, `a finite ${integer ? 'integer' : 'number'} ${allowZero ? '>= 0' : '> 0'}`, value);
-	}
-}
-
-export function assertFunction(field: string, value: unknown): void {
-	if (typeof value !== 'function') throw new ValidationError(field, 'a function', value);
-}
-
-/** The reason a signal aborted with, or an `AbortError` DOMException when it has none. */
-export function abortReason(signal: AbortSignal): unknown {
-	return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts; the timer never outlives the call. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-	return new Promise((resolve, reject) => {
-		if (signal.aborted) {
-			reject(abortReason(signal));
-			return;
-		}
-		const onAbort = (): void => {
-			clearTimeout(timer);
-			reject(abortReason(signal));
-		};
-		const timer = setTimeout(() => {
-			signal.removeEventListener('abort', onAbort);
-			resolve();
-		}, ms);
-		signal.addEventListener('abort', onAbort, { once: true });
-	});
 }
 
 /** Reads a body as JSON when it parses, else as text; `undefined` if it cannot be read at all. */
