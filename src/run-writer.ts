@@ -138,41 +138,23 @@ export class RunWriter {
 	#writeNow(execution: Execution, now: WriteNow): void {
 		const patch = execution.pending as RunPatch;
 		execution.pending = undefined;
-		let write: RunWrite;
-		let result: RunWriteResult | undefined;
-		if (execution.stored === undefined && !execution.adopted) {
-			write = { type: 'add', run: sentView(execution) };
-		} else {
-			const base = execution.stored ?? 'queued';
-			if (base === 'queued' && patch.status === 'completed') {
-				// Started and ended before its start was written: queued → completed is not a step.
-				write = { type: 'update', runId: execution.runId, patch: startOf(patch), ifStatus: base };
-				result = now(write);
-				if (result.outcome === 'applied') {
-					execution.stored = 'running';
-					write = { type: 'update', runId: execution.runId, patch, ifStatus: 'running' };
-					result = undefined;
-				}
-			} else {
-				write = { type: 'update', runId: execution.runId, patch, ifStatus: base };
+		const writes = writesFor(execution, patch);
+		for (const [index, write] of writes.entries()) {
+			const result = now(write);
+			if (result.outcome !== 'applied') {
+				execution.busy = true;
+				this.#busy++;
+				this.#slowPath(execution, patch, result, write, index === writes.length - 1);
+				return;
 			}
+
+			execution.stored = storedAfter(write, execution.stored);
 		}
 
-		// Set already when the start of a terminal patch did not apply: the patch itself was not sent.
-		const last = result === undefined;
-		result ??= now(write);
-		if (result.outcome === 'applied') {
-			execution.stored = write.type === 'add' ? write.run.status : (write.patch.status ?? execution.stored);
-			execution.attempts = 0;
-			this.#host.onStored(execution);
-			// The host may have made a change meanwhile (written already, unless it went the slow way).
-			if (!execution.busy) this.#host.onWritten(execution);
-			return;
-		}
-
-		execution.busy = true;
-		this.#busy++;
-		this.#slowPath(execution, patch, result, write, last);
+		execution.attempts = 0;
+		this.#host.onStored(execution);
+		// The host may have made a change meanwhile (written already, unless it went the slow way).
+		if (!execution.busy) this.#host.onWritten(execution);
 	}
 
 	// The fast path: one applyWrites call for every run changed in this tick.
@@ -189,19 +171,7 @@ export class RunWriter {
 			execution.pending = undefined;
 			execution.writing = true;
 			const first = writes.length;
-			if (execution.stored === undefined && !execution.adopted) {
-				writes.push({ type: 'add', run: sentView(execution) });
-			} else {
-				// An adopted record was added QUEUED by the caller.
-				const base = execution.stored ?? 'queued';
-				if (base === 'queued' && patch.status === 'completed') {
-					// Started and ended before its start was written: queued → completed is not a step.
-					writes.push({ type: 'update', runId: execution.runId, patch: startOf(patch), ifStatus: base }, { type: 'update', runId: execution.runId, patch, ifStatus: 'running' });
-				} else {
-					writes.push({ type: 'update', runId: execution.runId, patch, ifStatus: base });
-				}
-			}
-
+			writes.push(...writesFor(execution, patch));
 			entries.push({ execution, patch, first, count: (writes.length - first) as 1 | 2 });
 		}
 
@@ -234,8 +204,7 @@ export class RunWriter {
 					break;
 				}
 
-				const write = writes[index] as RunWrite;
-				execution.stored = write.type === 'add' ? write.run.status : (write.patch.status ?? execution.stored);
+				execution.stored = storedAfter(writes[index] as RunWrite, execution.stored);
 			}
 
 			if (failure === undefined) {
@@ -364,25 +333,15 @@ export class RunWriter {
 
 	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
 	async #apply(execution: Execution, patch: RunPatch): Promise<Conflict | undefined> {
-		if (execution.stored === undefined && !execution.adopted) return this.#add(execution);
-
-		// An adopted record was added QUEUED by the caller.
-		let base = execution.stored ?? 'queued';
-		if (base === 'queued' && patch.status === 'completed') {
-			// The run started and ended before its start was written: queued → completed is not a
-			// legal step, so the start goes first.
-			const start = startOf(patch);
-			const started = await this.#update(execution, start, base);
-			if (started === undefined) {
-				const conflict = await this.#conflict(execution, start);
+		for (const write of writesFor(execution, patch)) {
+			if (write.type === 'add') return this.#add(execution);
+			const updated = await this.#update(execution, write.patch, write.ifStatus);
+			if (updated === undefined) {
+				const conflict = await this.#conflict(execution, write.patch);
 				if (conflict !== undefined) return conflict;
 			}
-
-			base = 'running';
 		}
 
-		const updated = await this.#update(execution, patch, base);
-		if (updated === undefined) return this.#conflict(execution, patch);
 		return undefined;
 	}
 
@@ -446,6 +405,31 @@ export class RunWriter {
 
 		return { stored: current, ours };
 	}
+}
+
+/**
+ * The writes that store `patch`: the whole view when the run was never added, else a
+ * compare-and-set against what was last stored (an adopted record was added QUEUED by the
+ * caller). A run that started and ended before its start was written needs two: queued →
+ * completed is not a step, so the start goes first.
+ */
+function writesFor(execution: Execution, patch: RunPatch): RunWrite[] {
+	if (execution.stored === undefined && !execution.adopted) return [{ type: 'add', run: sentView(execution) }];
+	const base = execution.stored ?? 'queued';
+	const { runId } = execution;
+	if (base === 'queued' && patch.status === 'completed') {
+		return [
+			{ type: 'update', runId, patch: startOf(patch), ifStatus: base },
+			{ type: 'update', runId, patch, ifStatus: 'running' },
+		];
+	}
+
+	return [{ type: 'update', runId, patch, ifStatus: base }];
+}
+
+// The status the registry holds once `write` applied.
+function storedAfter(write: RunWrite, stored: RunStatus | undefined): RunStatus | undefined {
+	return write.type === 'add' ? write.run.status : (write.patch.status ?? stored);
 }
 
 // The view to add: with an add token when the caller chose the id (see registry-internals.ts).
