@@ -22,20 +22,38 @@ export type CancelAndPublish = (
 	command: CancelCommand,
 ) => Promise<{ readonly run: Run | undefined; readonly published: boolean }>;
 
-interface PublishingRegistry {
-	readonly client: unknown;
-	updateRunAndPublish(runId: string, patch: RunPatch, options: UpdateRunOptions, publication: unknown): Promise<Run | undefined>;
+/** A cancel command as a bus would publish it: `PUBLISH channel message`. */
+export interface CancelPublication {
+	readonly channel: string;
+	readonly message: string;
 }
 
-interface PreparingBus {
-	prepare(command: CancelCommand): unknown;
-	sharesServerWith(client: unknown): boolean;
+/** A bus whose messages another connection to the same server may publish for it. */
+export interface CancelPreparingBus<Client = unknown> {
+	/**
+	 * `command` encoded exactly as `publish` would send it (signed, when the bus signs), with the
+	 * channel it would go to. Publishes nothing.
+	 */
+	prepare(command: CancelCommand): CancelPublication;
+	/** Whether a PUBLISH on `client` reaches this bus's subscribers: `false` whenever that is not certain. */
+	sharesServerWith(client: Client): boolean;
+}
+
+/** A registry that can publish a message from a compare-and-set update, in the same round trip. */
+export interface CancelPublishingRegistry<Client = unknown> {
+	/** The client the registry's writes go through: what {@link CancelPreparingBus.sharesServerWith} is given. */
+	readonly client: Client;
+	/**
+	 * As `updateRun(runId, patch, options)`, and publishes `publication` only when the patch
+	 * applied (never when the run is missing, its status is not `ifStatus`, or the change is illegal).
+	 */
+	updateRunAndPublish(runId: string, patch: RunPatch, options: UpdateRunOptions | undefined, publication: CancelPublication): Promise<Run | undefined>;
 }
 
 /** The one-round-trip cancel for this pair, or `undefined` when they cannot do it (then: update, then publish). */
 export function cancelInOneTrip(registry: RunRegistry, bus: CancellationBus | undefined): CancelAndPublish | undefined {
-	const publishing = registry as Partial<PublishingRegistry>;
-	const preparing = bus as Partial<PreparingBus> | undefined;
+	const publishing = registry as Partial<CancelPublishingRegistry>;
+	const preparing = bus as Partial<CancelPreparingBus> | undefined;
 	if (
 		typeof publishing.updateRunAndPublish !== 'function' ||
 		typeof preparing?.prepare !== 'function' ||
@@ -45,10 +63,10 @@ export function cancelInOneTrip(registry: RunRegistry, bus: CancellationBus | un
 		return undefined;
 	}
 
-	const registryWithPublish = publishing as PublishingRegistry;
-	const busWithPrepare = preparing as PreparingBus;
+	const registryWithPublish = publishing as CancelPublishingRegistry;
+	const busWithPrepare = preparing as CancelPreparingBus;
 	return async (runId, patch, options, command) => {
-		let publication: unknown;
+		let publication: CancelPublication;
 		try {
 			publication = busWithPrepare.prepare(command);
 		} catch {
