@@ -12,22 +12,8 @@ import { RedisRunRegistry } from '../../src/redis/index.js';
 import { SCRIPTS } from '../../src/redis/scripts.js';
 import type { Run, RunPatch, RunStatus } from '../../src/run.js';
 import { RedisServer } from '../support/redis-server.js';
-import { connect, redisUrl, scanKeys, uniquePrefix } from './support.js';
+import { T0, connect, makeRun, redisUrl, scanKeys, uniquePrefix } from './support.js';
 
-const T0 = 1_700_000_000_000;
-let counter = 0;
-const uid = (label: string): string => `${label}-${++counter}`;
-
-const makeRun = (overrides: Partial<Run> = {}): Run => ({
-	runId: uid('run'),
-	moduleId: 'mod',
-	status: 'queued',
-	priority: 'normal',
-	parameters: { n: 1 },
-	createdAt: T0,
-	updatedAt: T0,
-	...overrides,
-});
 
 const add = (run: Run): RunWrite => ({ type: 'add', run });
 const update = (runId: string, ifStatus: RunStatus, patch: RunPatch): RunWrite => ({ type: 'update', runId, ifStatus, patch });

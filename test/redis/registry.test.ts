@@ -10,23 +10,9 @@ import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js
 import { SCRIPTS } from '../../src/redis/scripts.js';
 import type { Run, RunStatus } from '../../src/run.js';
 import { describeRunRegistryConformance } from '../../src/testing/index.js';
-import { connect, eventually, redisUrl, scanAll, scanKeys, uniquePrefix } from './support.js';
+import { T0, connect, eventually, makeRun, redisUrl, scanAll, scanKeys, uniquePrefix } from './support.js';
 
-const T0 = 1_700_000_000_000;
 let client: Redis;
-let counter = 0;
-const uid = (label: string): string => `${label}-${++counter}`;
-
-const makeRun = (overrides: Partial<Run> = {}): Run => ({
-	runId: uid('run'),
-	moduleId: 'mod',
-	status: 'queued',
-	priority: 'normal',
-	parameters: { n: 1 },
-	createdAt: T0,
-	updatedAt: T0,
-	...overrides,
-});
 
 describe.skipIf(redisUrl === null)('RedisRunRegistry', () => {
 	beforeAll(() => {

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { inject } from 'vitest';
 
+import type { Run } from '../../src/index.js';
+
 /** The test server, or null when redis-server is not installed (the files then skip, visibly). */
 export const redisUrl = inject('redisUrl');
 
@@ -46,3 +48,23 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
 		await new Promise((resolve) => setTimeout(resolve, 10));
 	}
 }
+
+/** A fixed creation time for the runs of {@link makeRun}. */
+export const T0 = 1_700_000_000_000;
+
+let runCounter = 0;
+
+/** `label-N`, unique within the test process. */
+const uid = (label: string): string => `${label}-${++runCounter}`;
+
+/** A valid QUEUED run with a fresh id, created at {@link T0}; `overrides` replace any field. */
+export const makeRun = (overrides: Partial<Run> = {}): Run => ({
+	runId: uid('run'),
+	moduleId: 'mod',
+	status: 'queued',
+	priority: 'normal',
+	parameters: { n: 1 },
+	createdAt: T0,
+	updatedAt: T0,
+	...overrides,
+});
