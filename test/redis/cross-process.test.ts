@@ -6,111 +6,23 @@
  *
  * Deadlines are generous correctness bounds, not speed targets: the measured figures are printed.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { BackgroundTaskManager, type BackgroundTaskManagerOptions, type Run } from '../../src/index.js';
 import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js';
+import { FixtureProcess } from './fixtures/child.js';
 import type { OwnerCommand, OwnerConfig, OwnerMessage } from './fixtures/owner.js';
 import { connect, redisUrl, uniquePrefix } from './support.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const fixture = join(root, 'test', 'redis', 'fixtures', 'owner.ts');
-// `node --import tsx`: the package's entry is its ESM loader. Absolute URLs, so the cwd does not matter.
-const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-const luaHooks = pathToFileURL(join(root, 'scripts', 'lua-hooks.mjs')).href;
-
 type MessageOf<T extends OwnerMessage['type']> = Extract<OwnerMessage, { type: T }>;
 
-interface Exit {
-	readonly code: number | null;
-	readonly signal: NodeJS.Signals | null;
-}
-
-/** One owner process and everything it said. */
-class Owner {
-	readonly child: ChildProcess;
-	readonly messages: OwnerMessage[] = [];
-	readonly exited: Promise<Exit>;
-	output = '';
-	exit: Exit | undefined;
-	readonly #listeners = new Set<() => void>();
-
+/** One owner process (test/redis/fixtures/owner.ts) and everything it said. */
+class Owner extends FixtureProcess<OwnerMessage, OwnerCommand> {
 	constructor(readonly config: OwnerConfig) {
-		this.child = spawn(process.execPath, ['--import', tsxLoader, '--import', luaHooks, fixture, JSON.stringify(config)], {
-			cwd: root,
-			env: { ...process.env, NODE_OPTIONS: '' },
-			stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-		});
-		this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (this.output += chunk));
-		this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.output = (this.output + chunk).slice(-20_000)));
-		this.child.on('message', (message: OwnerMessage) => {
-			this.messages.push(message);
-			this.#notify();
-		});
-		this.exited = new Promise<Exit>((resolve, reject) => {
-			this.child.once('error', reject);
-			this.child.once('exit', (code, signal) => {
-				this.exit = { code, signal };
-				this.#notify();
-				resolve(this.exit);
-			});
-		});
-		// A rejection here is read through `exited` (or afterEach); never an unhandled one.
-		this.exited.catch(() => undefined);
-	}
-
-	get alive(): boolean {
-		return this.exit === undefined;
-	}
-
-	all<T extends OwnerMessage['type']>(type: T, predicate: (message: MessageOf<T>) => boolean = () => true): Array<MessageOf<T>> {
-		return this.messages.filter((message): message is MessageOf<T> => message.type === type && predicate(message as MessageOf<T>));
-	}
-
-	/** The first message of `type` that matches, received already or within `timeoutMs`. */
-	next<T extends OwnerMessage['type']>(type: T, predicate: (message: MessageOf<T>) => boolean = () => true, timeoutMs = 20_000): Promise<MessageOf<T>> {
-		return new Promise((resolve, reject) => {
-			const check = (): boolean => {
-				const found = this.all(type, predicate)[0];
-				if (found !== undefined) {
-					done();
-					resolve(found);
-					return true;
-				}
-				const fatal = this.all('fatal')[0];
-				if (fatal !== undefined || this.exit !== undefined) {
-					done();
-					reject(new Error(`The owner ${this.config.instanceId} ended (${JSON.stringify(fatal ?? this.exit)}) before a "${type}" message came\n${this.output}`));
-					return true;
-				}
-				return false;
-			};
-			const timer = setTimeout(() => {
-				done();
-				reject(new Error(`No "${type}" message from owner ${this.config.instanceId} within ${timeoutMs} ms; last messages: ${JSON.stringify(this.messages.slice(-5))}\n${this.output}`));
-			}, timeoutMs);
-			const done = (): void => {
-				clearTimeout(timer);
-				this.#listeners.delete(listener);
-			};
-			const listener = (): void => void check();
-			if (!check()) this.#listeners.add(listener);
-		});
-	}
-
-	send(command: OwnerCommand): void {
-		this.child.send(command);
-	}
-
-	signal(signal: NodeJS.Signals): void {
-		if (this.alive && this.child.pid !== undefined) process.kill(this.child.pid, signal);
+		super({ fixture: 'owner.ts', config, name: `the owner ${config.instanceId}` });
 	}
 
 	/** Lets the owner settle and shut down; expects it to exit with code 0, no fatal message. */
@@ -122,10 +34,6 @@ class Owner {
 		expect(exit, `owner ${this.config.instanceId} exits by itself after its shutdown\n${this.output}`).toEqual({ code: 0, signal: null });
 		expect(this.all('fatal')).toEqual([]);
 		return settled;
-	}
-
-	#notify(): void {
-		for (const listener of [...this.#listeners]) listener();
 	}
 }
 
