@@ -468,6 +468,8 @@ describe('results the memory registry stores: copied as structuredClone would, o
 		// The indexes agree with the record: it is listed as completed, and retention can remove it.
 		expect((await registry.listRuns({ status: 'completed' })).runs.map((run) => run.runId)).toEqual([runId]);
 		expect((await registry.listRuns({ status: 'running' })).runs).toEqual([]);
+		// cleanupOldRuns(0) removes runs that ended strictly before now: let the clock move past completedAt.
+		await new Promise((resolve) => setTimeout(resolve, 2));
 		expect(await registry.cleanupOldRuns(0)).toBe(1);
 	});
 });
