@@ -106,6 +106,8 @@ export class Execution implements Queued {
 
 	/** The terminal event waits for the registry's answer (the owner's lease was in doubt when the run ended). */
 	deferredEvent = false;
+	/** Done and dropped from the manager's runs: a later change of this run finds it gone. */
+	forgotten = false;
 	/** `waitForRun` callers, resolved once the terminal state is written. */
 	waiters: Array<(run: Run) => void> | undefined;
 

@@ -31,6 +31,7 @@ import { isValidId } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry } from './registry.js';
 import { generateRunId } from './run-id.js';
 import { RunQueue } from './run-queue.js';
+import { changedView } from './run-view.js';
 import { RunWriter, isSameRun } from './run-writer.js';
 import {
 	type Run,
@@ -270,10 +271,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const view = adopted ? this.#adoptRun(run) : this.#createRun(run);
 		const timeoutMs = run.timeoutMs ?? this.#options.defaultTimeoutMs;
 		if (run.timeoutMs !== undefined) assertTimeout('run.timeoutMs', run.timeoutMs);
-		if (this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
+		const chosenId = adopted || run.runId !== undefined;
+		// A generated id (120 random bits) is new by construction.
+		if (chosenId && this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
 		if (isFunction && this.#isQueueFull(view.moduleId)) throw new QueueFullError(this.#options.maxQueued);
 
-		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted, adopted || run.runId !== undefined);
+		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted, chosenId);
 		this.#executions.set(view.runId, execution);
 		this.#queued++;
 		this.#countQueued(execution.moduleId, 1);
@@ -509,8 +512,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		};
 		if (input.moduleName !== undefined) run.moduleName = input.moduleName;
 		if (input.itemId !== undefined) run.itemId = input.itemId;
-		if (input.metadata !== undefined) run.metadata = input.metadata;
+		// The order of changedView's fields, so that every view of a run has one shape.
 		if (this.#options.instanceId !== undefined) run.ownerId = this.#options.instanceId;
+		if (input.metadata !== undefined) run.metadata = input.metadata;
 		return run;
 	}
 
@@ -585,10 +589,10 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#queued--;
 		this.#countQueued(execution.moduleId, -1);
 		this.#running++;
-		execution.view = { ...execution.view, status: 'running', startedAt: now, updatedAt: now };
-		this.#emit('started', execution.view);
 		const patch: RunPatch = { status: 'running', startedAt: now };
 		if (this.#options.instanceId !== undefined) patch.ownerId = this.#options.instanceId;
+		execution.view = changedView(execution.view, patch, now);
+		this.#emit('started', execution.view);
 		this.#writer.enqueue(execution, patch);
 
 		if (execution.timeoutMs !== undefined) {
@@ -878,7 +882,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		execution.progress = undefined;
 		const now = Date.now();
 		execution.lastProgressAt = now;
-		execution.view = { ...execution.view, progress, updatedAt: now };
+		execution.view = changedView(execution.view, { progress }, now);
 		this.#emit('progress', execution.view);
 		this.#writer.enqueue(execution, { progress });
 	}
@@ -905,7 +909,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			patch.error = toErrorInfo(outcome);
 		}
 
-		this.#applyTerminal(execution, { ...execution.view, ...patch, updatedAt: now });
+		this.#applyTerminal(execution, changedView(execution.view, patch, now));
 		this.#writer.enqueue(execution, patch);
 		this.#afterChange(execution);
 	}
@@ -992,7 +996,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (!execution.isTerminal) {
 			this.#abort(execution, error);
 			this.#clearTimers(execution);
-			this.#applyTerminal(execution, { ...execution.view, status: 'failed', error: toErrorInfo(error), completedAt: Date.now(), updatedAt: Date.now() });
+			const now = Date.now();
+			this.#applyTerminal(execution, changedView(execution.view, { status: 'failed', error: toErrorInfo(error), completedAt: now }, now));
 		}
 	}
 
@@ -1038,7 +1043,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	// Called after anything changed for a run: forgets finished runs and wakes waiters.
 	#afterChange(execution: Execution): void {
-		if (execution.isDone && this.#executions.get(execution.runId) === execution) {
+		if (!execution.forgotten && execution.isDone) {
+			execution.forgotten = true;
 			this.#executions.delete(execution.runId);
 			// The terminal write may have been given up (conflict, shutdown): waiters still get the final view.
 			this.#resolveRunWaiters(execution);
