@@ -3,6 +3,7 @@
  * its function has settled and its last registry write has landed.
  */
 import type { CancelledError } from './errors.js';
+import type { WriteSlot } from './registry-internals.js';
 import type { Queued } from './run-queue.js';
 import type { Run, RunPatch, RunPriority, RunProgress, RunStatus } from './run.js';
 import { isTerminalStatus } from './run.js';
@@ -54,7 +55,7 @@ export class RunContext<P = unknown> implements TaskContext<P> {
 	}
 }
 
-export class Execution implements Queued {
+export class Execution implements Queued, WriteSlot {
 	readonly runId: string;
 	readonly moduleId: string;
 	readonly itemId: string | undefined;
@@ -90,6 +91,8 @@ export class Execution implements Queued {
 	readonly chosenId: boolean;
 	/** Sent with the add of a run whose id the caller chose, so that the registry can tell a re-sent add from a copy. */
 	addToken: string | undefined;
+	/** The registry's handle to its record of the run (see `WriteSlot`). */
+	handle: unknown = undefined;
 	/** Changes not yet sent to the registry, merged in order. */
 	pending: RunPatch | undefined;
 	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
@@ -122,6 +125,11 @@ export class Execution implements Queued {
 		this.timeoutMs = timeoutMs;
 		this.adopted = adopted;
 		this.chosenId = chosenId;
+	}
+
+	/** The manager generated the id: no other run can hold it. */
+	get freshId(): boolean {
+		return !this.chosenId;
 	}
 
 	get isTerminal(): boolean {

@@ -7,7 +7,7 @@ import { IllegalTransitionError, RunExistsError, ValidationError } from './error
 import { OrderedIndex } from './memory/ordered-index.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
-import { applyWriteNow } from './registry-internals.js';
+import { applyWriteNow, type WriteSlot } from './registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
 import {
 	RunStatus,
@@ -184,7 +184,8 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When `run` is not a run.
 	 */
 	async addRun(run: Run): Promise<void> {
-		this.#add(run);
+		assertRun(run);
+		this.#add(run, true);
 	}
 
 	/** A copy of the run, or `undefined` when the id is unknown. */
@@ -203,7 +204,8 @@ export class MemoryRunRegistry implements RunRegistry {
 	async updateRun(runId: string, patch: RunPatch, options: UpdateRunOptions = {}): Promise<Run | undefined> {
 		assertId('runId', runId);
 		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
-		const entry = this.#update(runId, patch, ifStatus);
+		assertPatch(patch);
+		const entry = this.#update(this.#entries.get(runId), runId, patch, ifStatus);
 		return entry === undefined ? undefined : snapshot(entry);
 	}
 
@@ -215,28 +217,47 @@ export class MemoryRunRegistry implements RunRegistry {
 	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
 		if (!Array.isArray(writes)) throw new ValidationError('writes', 'an array of writes', writes);
 		const results = new Array<RunWriteResult>(writes.length);
-		for (let index = 0; index < writes.length; index++) results[index] = this[applyWriteNow](writes[index] as RunWrite);
+		for (let index = 0; index < writes.length; index++) results[index] = this.#applyWrite(writes[index] as RunWrite);
 		return results;
 	}
 
-	/** One write of `applyWrites`, without the promise: what the manager calls, so that it writes each change as it happens. */
-	[applyWriteNow](write: RunWrite): RunWriteResult {
+	#applyWrite(write: RunWrite): RunWriteResult {
 		try {
 			assertRunWrite(write);
 			if (write.type === 'add') {
-				this.#add(write.run);
+				this.#add(write.run, true);
 				return APPLIED;
 			}
-			return this.#update(write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+			return this.#update(this.#entries.get(write.runId), write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
 		} catch (error) {
 			return { outcome: 'failed', error };
 		}
 	}
 
-	#add(run: Run): void {
-		assertRun(run);
+	/**
+	 * One write from a manager, without the promise, so that it writes each change as it happens.
+	 * The manager built it from input it validated, so it is not checked again; `slot` keeps the
+	 * run's entry for the next write, which then skips the lookup by id.
+	 */
+	[applyWriteNow](write: RunWrite, slot: WriteSlot): RunWriteResult {
+		try {
+			if (write.type === 'add') {
+				slot.handle = this.#add(write.run, slot.handle !== undefined || !slot.freshId);
+				return APPLIED;
+			}
+			let entry = slot.handle as Entry | undefined;
+			// A removed entry is dead for good: whatever holds the id now (if anything) is found by id.
+			if (entry === undefined || entry.removed) slot.handle = entry = this.#entries.get(write.runId);
+			return this.#update(entry, write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+		} catch (error) {
+			return { outcome: 'failed', error };
+		}
+	}
+
+	// `run` is checked unless it comes from a manager; `mayExist` is false only for the first add of an id the manager generated.
+	#add(run: Run, mayExist: boolean): Entry {
 		this.#assertResultSize(run.result);
-		if (this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
+		if (mayExist && this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
 		this.#makeRoom();
 		const entry = new Entry(run, this.#nextSeq++);
 		this.#entries.set(entry.runId, entry);
@@ -246,13 +267,13 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (entry.itemId !== undefined) join(this.#byItem, entry.itemId, entry, storedLiveness);
 		if (entry.ownerId !== undefined) join(this.#byOwner, entry.ownerId, entry, ownerLiveness);
 		if (isTerminalStatus(entry.status)) this.#ended.insert(entry);
+		return entry;
 	}
 
-	// The updated entry, or undefined when the run is missing or not in `ifStatus`. `runId` is checked.
-	#update(runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined): Entry | undefined {
-		assertPatch(patch);
+	// Updates `entry` (the stored run of `runId`, if any) with a checked `patch`. Returns the entry, or
+	// undefined when the run is missing or not in `ifStatus`.
+	#update(entry: Entry | undefined, runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined): Entry | undefined {
 		this.#assertResultSize(patch.result);
-		const entry = this.#entries.get(runId);
 		if (entry === undefined) return undefined;
 		if (ifStatus !== undefined && (typeof ifStatus === 'string' ? entry.status !== ifStatus : !ifStatus.includes(entry.status))) return undefined;
 		const from = entry.status;

@@ -8,12 +8,27 @@ import type { Run } from './run.js';
 
 /**
  * An in-process registry's synchronous entry point: the manager then writes each change as it
- * happens, instead of batching per tick and waiting for a promise.
+ * happens, instead of batching per tick and waiting for a promise. (Versioned: a copy of the
+ * package that sends writes differently does not find it, and batches instead.)
  */
-export const applyWriteNow: unique symbol = Symbol.for('runledger.applyWriteNow') as never;
+export const applyWriteNow: unique symbol = Symbol.for('runledger.applyWriteNow/2') as never;
 
-/** Applies `write` before returning, exactly as a batch of one through `applyWrites` would. */
-export type WriteNow = (write: RunWrite) => RunWriteResult;
+/**
+ * What the manager hands over with each write of one run: a place where the registry keeps a
+ * handle to its record between writes, so that later writes skip the lookup by id.
+ */
+export interface WriteSlot {
+	/** Set by the registry; opaque to the manager. */
+	handle: unknown;
+	/** The manager generated the run's id (120 random bits): its first add need not look for a run holding it already. */
+	readonly freshId: boolean;
+}
+
+/**
+ * Applies `write` before returning, as a batch of one through `applyWrites` would. The write comes
+ * from a manager, built from input it validated: the registry need not check it again.
+ */
+export type WriteNow = (write: RunWrite, slot: WriteSlot) => RunWriteResult;
 
 /**
  * A non-enumerable property of a run handed to `addRun` / an add write: a random token for this

@@ -18,8 +18,13 @@ const priorityIndex: Readonly<Record<RunPriority, number>> = { critical: 0, high
 
 /** An array used as a FIFO: `head` moves forward, and the array is compacted once half of it is spent. */
 class Fifo<T> {
+	readonly moduleId: string;
 	#items: T[] = [];
 	#head = 0;
+
+	constructor(moduleId: string) {
+		this.moduleId = moduleId;
+	}
 
 	get isEmpty(): boolean {
 		return this.#head >= this.#items.length;
@@ -43,20 +48,35 @@ class Fifo<T> {
 	}
 }
 
-export class RunQueue<T extends Queued> {
-	// One map per priority, most urgent first; a module's FIFO is deleted when it empties,
-	// so a scan costs O(priorities × modules with waiting runs).
-	readonly #levels: Array<Map<string, Fifo<T>>> = [new Map(), new Map(), new Map(), new Map()];
+// The FIFOs of one priority with waiting runs: an array to scan (no iterator per scan), a map to find a module's.
+class Level<T> {
+	readonly fifos: Array<Fifo<T>> = [];
+	readonly byModule = new Map<string, Fifo<T>>();
 
-	push(item: T): void {
-		const level = this.#levels[priorityIndex[item.priority]]!;
-		let fifo = level.get(item.moduleId);
+	fifoOf(moduleId: string): Fifo<T> {
+		let fifo = this.byModule.get(moduleId);
 		if (fifo === undefined) {
-			fifo = new Fifo();
-			level.set(item.moduleId, fifo);
+			fifo = new Fifo(moduleId);
+			this.byModule.set(moduleId, fifo);
+			this.fifos.push(fifo);
 		}
 
-		fifo.push(item);
+		return fifo;
+	}
+
+	delete(fifo: Fifo<T>): void {
+		this.byModule.delete(fifo.moduleId);
+		this.fifos.splice(this.fifos.indexOf(fifo), 1);
+	}
+}
+
+export class RunQueue<T extends Queued> {
+	// One level per priority, most urgent first; a module's FIFO is deleted when it empties,
+	// so a scan costs O(priorities × modules with waiting runs).
+	readonly #levels: Array<Level<T>> = [new Level(), new Level(), new Level(), new Level()];
+
+	push(item: T): void {
+		this.#levels[priorityIndex[item.priority]]!.fifoOf(item.moduleId).push(item);
 	}
 
 	/**
@@ -65,36 +85,39 @@ export class RunQueue<T extends Queued> {
 	 */
 	take(canStart: (moduleId: string) => boolean): T | undefined {
 		for (const level of this.#levels) {
+			const { fifos } = level;
 			let best: T | undefined;
 			let bestFifo: Fifo<T> | undefined;
-			for (const [moduleId, fifo] of level) {
-				const head = this.#liveHead(level, moduleId, fifo);
-				if (head === undefined || !canStart(moduleId)) continue;
+			// Backwards: liveHead may delete the FIFO at `index`.
+			for (let index = fifos.length - 1; index >= 0; index--) {
+				const fifo = fifos[index] as Fifo<T>;
+				const head = liveHead(level, fifo);
+				if (head === undefined || !canStart(fifo.moduleId)) continue;
 				if (best === undefined || head.seq < best.seq) {
 					best = head;
 					bestFifo = fifo;
 				}
 			}
 
-			if (best !== undefined) {
-				bestFifo!.shift();
-				if (bestFifo!.isEmpty) level.delete(best.moduleId);
+			if (bestFifo !== undefined) {
+				bestFifo.shift();
+				if (bestFifo.isEmpty) level.delete(bestFifo);
 				return best;
 			}
 		}
 
 		return undefined;
 	}
+}
 
-	// Drops cancelled runs from the head of a FIFO and deletes the FIFO once it is empty.
-	#liveHead(level: Map<string, Fifo<T>>, moduleId: string, fifo: Fifo<T>): T | undefined {
-		let head = fifo.peek();
-		while (head !== undefined && !head.isWaiting()) {
-			fifo.shift();
-			head = fifo.peek();
-		}
-
-		if (head === undefined) level.delete(moduleId);
-		return head;
+// Drops cancelled runs from the head of a FIFO and deletes the FIFO once it is empty.
+function liveHead<T extends Queued>(level: Level<T>, fifo: Fifo<T>): T | undefined {
+	let head = fifo.peek();
+	while (head !== undefined && !head.isWaiting()) {
+		fifo.shift();
+		head = fifo.peek();
 	}
+
+	if (head === undefined) level.delete(fifo);
+	return head;
 }

@@ -62,6 +62,8 @@ export class RunWriter {
 	// are one write per run (a run started on a free slot is added as RUNNING in one write) and
 	// one batch for all runs.
 	#scheduled: Execution[] = [];
+	// The writes of one synchronous write, reused (see #writeNow).
+	readonly #nowWrites: RunWrite[] = [];
 	readonly #flushScheduled = (): void => {
 		const scheduled = this.#scheduled;
 		this.#scheduled = [];
@@ -138,9 +140,13 @@ export class RunWriter {
 	#writeNow(execution: Execution, now: WriteNow): void {
 		const patch = execution.pending as RunPatch;
 		execution.pending = undefined;
-		const writes = writesFor(execution, patch);
-		for (const [index, write] of writes.entries()) {
-			const result = now(write);
+		// One array for every call: the registry's synchronous write cannot call back into the writer.
+		const writes = this.#nowWrites;
+		writes.length = 0;
+		appendWrites(execution, patch, writes);
+		for (let index = 0; index < writes.length; index++) {
+			const write = writes[index] as RunWrite;
+			const result = now(write, execution);
 			if (result.outcome !== 'applied') {
 				execution.busy = true;
 				this.#busy++;
@@ -171,7 +177,7 @@ export class RunWriter {
 			execution.pending = undefined;
 			execution.writing = true;
 			const first = writes.length;
-			writes.push(...writesFor(execution, patch));
+			appendWrites(execution, patch, writes);
 			entries.push({ execution, patch, first, count: (writes.length - first) as 1 | 2 });
 		}
 
@@ -333,7 +339,9 @@ export class RunWriter {
 
 	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
 	async #apply(execution: Execution, patch: RunPatch): Promise<Conflict | undefined> {
-		for (const write of writesFor(execution, patch)) {
+		const writes: RunWrite[] = [];
+		appendWrites(execution, patch, writes);
+		for (const write of writes) {
 			if (write.type === 'add') return this.#add(execution);
 			const updated = await this.#update(execution, write.patch, write.ifStatus);
 			if (updated === undefined) {
@@ -408,23 +416,24 @@ export class RunWriter {
 }
 
 /**
- * The writes that store `patch`: the whole view when the run was never added, else a
+ * Appends the writes that store `patch`: the whole view when the run was never added, else a
  * compare-and-set against what was last stored (an adopted record was added QUEUED by the
  * caller). A run that started and ended before its start was written needs two: queued →
  * completed is not a step, so the start goes first.
  */
-function writesFor(execution: Execution, patch: RunPatch): RunWrite[] {
-	if (execution.stored === undefined && !execution.adopted) return [{ type: 'add', run: sentView(execution) }];
+function appendWrites(execution: Execution, patch: RunPatch, writes: RunWrite[]): void {
+	if (execution.stored === undefined && !execution.adopted) {
+		writes.push({ type: 'add', run: sentView(execution) });
+		return;
+	}
+
 	const base = execution.stored ?? 'queued';
 	const { runId } = execution;
 	if (base === 'queued' && patch.status === 'completed') {
-		return [
-			{ type: 'update', runId, patch: startOf(patch), ifStatus: base },
-			{ type: 'update', runId, patch, ifStatus: 'running' },
-		];
+		writes.push({ type: 'update', runId, patch: startOf(patch), ifStatus: base }, { type: 'update', runId, patch, ifStatus: 'running' });
+	} else {
+		writes.push({ type: 'update', runId, patch, ifStatus: base });
 	}
-
-	return [{ type: 'update', runId, patch, ifStatus: base }];
 }
 
 // The status the registry holds once `write` applied.
