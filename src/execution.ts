@@ -55,81 +55,257 @@ export class RunContext<P = unknown> implements TaskContext<P> {
 	}
 }
 
+// Bits of `Execution.#flags`: one number instead of ten boolean fields (100,000 runs queued in a
+// burst each hold an Execution, and every byte of it is copied by the garbage collector).
+const EXECUTING = 1;
+const GATED = 2;
+const ADOPTED = 4;
+const CHOSEN_ID = 8;
+const WRITING = 16;
+const BUSY = 32;
+const REFUSED = 64;
+const DETACHED = 128;
+const DEFERRED_EVENT = 256;
+const FORGOTTEN = 512;
+
+// What most runs never use: made on the first write of one of its fields.
+class RareFields {
+	timeoutMs: number | undefined;
+	controller: AbortController | undefined;
+	timeoutTimer: NodeJS.Timeout | undefined;
+	abortedAtShutdown: CancelledError | undefined;
+	progress: RunProgress | undefined;
+	progressTimer: NodeJS.Timeout | undefined;
+	lastProgressAt = 0;
+	addToken: string | undefined;
+	retryTimer: NodeJS.Timeout | undefined;
+	attempts = 0;
+	waiters: Array<(run: Run) => void> | undefined;
+}
+
 export class Execution implements Queued, WriteSlot {
-	readonly runId: string;
-	readonly moduleId: string;
-	readonly itemId: string | undefined;
-	readonly priority: RunPriority;
 	readonly seq: number;
-	readonly timeoutMs: number | undefined;
 
 	/** The manager's current view of the run. Replaced on every change, never mutated: events hand it out. */
 	view: Run;
 	/** The work to do; dropped once called so that its closure can be collected. */
 	task: TaskFunction | PromiseLike<unknown> | undefined;
-
-	/** The task function was called and has not settled yet: the run holds a concurrency slot. */
-	executing = false;
-	/** Holds a slot but waits for its QUEUED → RUNNING write to land before its function is called. */
-	gated = false;
-	/** Created on the first read of `ctx.signal`, or on abort. */
-	controller: AbortController | undefined;
-	timeoutTimer: NodeJS.Timeout | undefined;
-	/** Set when `shutdown()` aborted the running task: the run ends CANCELLED with this once the task stops. */
-	abortedAtShutdown: CancelledError | undefined;
-
-	/** A progress report not yet emitted and written (throttled). */
-	progress: RunProgress | undefined;
-	progressTimer: NodeJS.Timeout | undefined;
-	lastProgressAt = 0;
-
 	/** The status the registry holds, as far as this manager knows; undefined before the first write lands. */
 	stored: RunStatus | undefined;
-	/** The caller added the record before `startTask`: the first write updates it rather than adding it. */
-	adopted: boolean;
-	/** The caller chose the id, which may be taken in the registry already: the function waits for the add. */
-	readonly chosenId: boolean;
-	/** Sent with the add of a run whose id the caller chose, so that the registry can tell a re-sent add from a copy. */
-	addToken: string | undefined;
 	/** The registry's handle to its record of the run (see `WriteSlot`). */
 	handle: unknown = undefined;
 	/** Changes not yet sent to the registry, merged in order. */
 	pending: RunPatch | undefined;
-	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
-	writing = false;
-	/** Writes are pending, in flight or waiting for a retry: the writer counts this run as busy. */
-	busy = false;
-	retryTimer: NodeJS.Timeout | undefined;
-	/** Failed attempts of the current write, for its backoff. */
-	attempts = 0;
-	/** The registry refused a write of this run as invalid once already: a second refusal ends its writes. */
-	refused = false;
-	/** The registry holds something this manager did not write (a cancel from elsewhere, another run's record): write no more. */
-	detached = false;
-
-	/** The terminal event waits for the registry's answer (the owner's lease was in doubt when the run ended). */
-	deferredEvent = false;
-	/** Done and dropped from the manager's runs: a later change of this run finds it gone. */
-	forgotten = false;
-	/** `waitForRun` callers, resolved once the terminal state is written. */
-	waiters: Array<(run: Run) => void> | undefined;
+	#flags: number;
+	#rare: RareFields | undefined;
 
 	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean, chosenId: boolean) {
-		this.runId = view.runId;
-		this.moduleId = view.moduleId;
-		this.itemId = view.itemId;
-		this.priority = view.priority;
 		this.view = view;
 		this.task = task;
 		this.seq = seq;
-		this.timeoutMs = timeoutMs;
-		this.adopted = adopted;
-		this.chosenId = chosenId;
+		this.stored = undefined;
+		this.pending = undefined;
+		this.#flags = (adopted ? ADOPTED : 0) | (chosenId ? CHOSEN_ID : 0);
+		this.#rare = undefined;
+		if (timeoutMs !== undefined) this.#rareFields().timeoutMs = timeoutMs;
+	}
+
+	// The run's identity never changes: read from the view rather than kept twice.
+	get runId(): string {
+		return this.view.runId;
+	}
+
+	get moduleId(): string {
+		return this.view.moduleId;
+	}
+
+	get itemId(): string | undefined {
+		return this.view.itemId;
+	}
+
+	get priority(): RunPriority {
+		return this.view.priority;
+	}
+
+	get timeoutMs(): number | undefined {
+		return this.#rare?.timeoutMs;
+	}
+
+	/** The task function was called and has not settled yet: the run holds a concurrency slot. */
+	get executing(): boolean {
+		return (this.#flags & EXECUTING) !== 0;
+	}
+
+	set executing(value: boolean) {
+		this.#flag(EXECUTING, value);
+	}
+
+	/** Holds a slot but waits for its QUEUED → RUNNING write to land before its function is called. */
+	get gated(): boolean {
+		return (this.#flags & GATED) !== 0;
+	}
+
+	set gated(value: boolean) {
+		this.#flag(GATED, value);
+	}
+
+	/** The caller added the record before `startTask`: the first write updates it rather than adding it. */
+	get adopted(): boolean {
+		return (this.#flags & ADOPTED) !== 0;
+	}
+
+	set adopted(value: boolean) {
+		this.#flag(ADOPTED, value);
+	}
+
+	/** The caller chose the id, which may be taken in the registry already: the function waits for the add. */
+	get chosenId(): boolean {
+		return (this.#flags & CHOSEN_ID) !== 0;
 	}
 
 	/** The manager generated the id: no other run can hold it. */
 	get freshId(): boolean {
-		return !this.chosenId;
+		return (this.#flags & CHOSEN_ID) === 0;
+	}
+
+	/** A write of this run is in flight: writes of one run are sent one at a time, in order. */
+	get writing(): boolean {
+		return (this.#flags & WRITING) !== 0;
+	}
+
+	set writing(value: boolean) {
+		this.#flag(WRITING, value);
+	}
+
+	/** Writes are pending, in flight or waiting for a retry: the writer counts this run as busy. */
+	get busy(): boolean {
+		return (this.#flags & BUSY) !== 0;
+	}
+
+	set busy(value: boolean) {
+		this.#flag(BUSY, value);
+	}
+
+	/** The registry refused a write of this run as invalid once already: a second refusal ends its writes. */
+	get refused(): boolean {
+		return (this.#flags & REFUSED) !== 0;
+	}
+
+	set refused(value: boolean) {
+		this.#flag(REFUSED, value);
+	}
+
+	/** The registry holds something this manager did not write (a cancel from elsewhere, another run's record): write no more. */
+	get detached(): boolean {
+		return (this.#flags & DETACHED) !== 0;
+	}
+
+	set detached(value: boolean) {
+		this.#flag(DETACHED, value);
+	}
+
+	/** The terminal event waits for the registry's answer (the owner's lease was in doubt when the run ended). */
+	get deferredEvent(): boolean {
+		return (this.#flags & DEFERRED_EVENT) !== 0;
+	}
+
+	set deferredEvent(value: boolean) {
+		this.#flag(DEFERRED_EVENT, value);
+	}
+
+	/** Done and dropped from the manager's runs: a later change of this run finds it gone. */
+	get forgotten(): boolean {
+		return (this.#flags & FORGOTTEN) !== 0;
+	}
+
+	set forgotten(value: boolean) {
+		this.#flag(FORGOTTEN, value);
+	}
+
+	/** Created on the first read of `ctx.signal`, or on abort. */
+	get controller(): AbortController | undefined {
+		return this.#rare?.controller;
+	}
+
+	set controller(value: AbortController | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().controller = value;
+	}
+
+	get timeoutTimer(): NodeJS.Timeout | undefined {
+		return this.#rare?.timeoutTimer;
+	}
+
+	set timeoutTimer(value: NodeJS.Timeout | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().timeoutTimer = value;
+	}
+
+	/** Set when `shutdown()` aborted the running task: the run ends CANCELLED with this once the task stops. */
+	get abortedAtShutdown(): CancelledError | undefined {
+		return this.#rare?.abortedAtShutdown;
+	}
+
+	set abortedAtShutdown(value: CancelledError | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().abortedAtShutdown = value;
+	}
+
+	/** A progress report not yet emitted and written (throttled). */
+	get progress(): RunProgress | undefined {
+		return this.#rare?.progress;
+	}
+
+	set progress(value: RunProgress | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().progress = value;
+	}
+
+	get progressTimer(): NodeJS.Timeout | undefined {
+		return this.#rare?.progressTimer;
+	}
+
+	set progressTimer(value: NodeJS.Timeout | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().progressTimer = value;
+	}
+
+	get lastProgressAt(): number {
+		return this.#rare?.lastProgressAt ?? 0;
+	}
+
+	set lastProgressAt(value: number) {
+		this.#rareFields().lastProgressAt = value;
+	}
+
+	/** Sent with the add of a run whose id the caller chose, so that the registry can tell a re-sent add from a copy. */
+	get addToken(): string | undefined {
+		return this.#rare?.addToken;
+	}
+
+	set addToken(value: string | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().addToken = value;
+	}
+
+	get retryTimer(): NodeJS.Timeout | undefined {
+		return this.#rare?.retryTimer;
+	}
+
+	set retryTimer(value: NodeJS.Timeout | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().retryTimer = value;
+	}
+
+	/** Failed attempts of the current write, for its backoff. */
+	get attempts(): number {
+		return this.#rare?.attempts ?? 0;
+	}
+
+	set attempts(value: number) {
+		if (value !== 0 || this.#rare !== undefined) this.#rareFields().attempts = value;
+	}
+
+	/** `waitForRun` callers, resolved once the terminal state is written. */
+	get waiters(): Array<(run: Run) => void> | undefined {
+		return this.#rare?.waiters;
+	}
+
+	set waiters(value: Array<(run: Run) => void> | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().waiters = value;
 	}
 
 	get isTerminal(): boolean {
@@ -142,11 +318,19 @@ export class Execution implements Queued, WriteSlot {
 
 	/** Writes are pending, in flight or waiting for a retry. */
 	get isWriting(): boolean {
-		return this.busy;
+		return (this.#flags & BUSY) !== 0;
 	}
 
 	/** Nothing is left to do for this run: it can be forgotten. */
 	get isDone(): boolean {
-		return this.isTerminal && !this.executing && !this.isWriting;
+		return (this.#flags & (EXECUTING | BUSY)) === 0 && isTerminalStatus(this.view.status);
+	}
+
+	#flag(bit: number, value: boolean): void {
+		this.#flags = value ? this.#flags | bit : this.#flags & ~bit;
+	}
+
+	#rareFields(): RareFields {
+		return (this.#rare ??= new RareFields());
 	}
 }
