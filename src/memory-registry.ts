@@ -205,7 +205,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		assertId('runId', runId);
 		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
 		assertPatch(patch);
-		const entry = this.#update(this.#entries.get(runId), runId, patch, ifStatus);
+		const entry = this.#update(this.#entries.get(runId), runId, patch, ifStatus, Date.now());
 		return entry === undefined ? undefined : snapshot(entry);
 	}
 
@@ -228,7 +228,7 @@ export class MemoryRunRegistry implements RunRegistry {
 				this.#add(write.run, true);
 				return APPLIED;
 			}
-			return this.#update(this.#entries.get(write.runId), write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+			return this.#update(this.#entries.get(write.runId), write.runId, write.patch, write.ifStatus, Date.now()) === undefined ? MISSED : APPLIED;
 		} catch (error) {
 			return { outcome: 'failed', error };
 		}
@@ -248,7 +248,10 @@ export class MemoryRunRegistry implements RunRegistry {
 			let entry = slot.handle as Entry | undefined;
 			// A removed entry is dead for good: whatever holds the id now (if anything) is found by id.
 			if (entry === undefined || entry.removed) slot.handle = entry = this.#entries.get(write.runId);
-			return this.#update(entry, write.runId, write.patch, write.ifStatus) === undefined ? MISSED : APPLIED;
+			// The manager shares this process's clock and stamped the change just now: its time saves asking again.
+			const { patch } = write;
+			const now = patch.completedAt ?? patch.startedAt ?? Date.now();
+			return this.#update(entry, write.runId, patch, write.ifStatus, now) === undefined ? MISSED : APPLIED;
 		} catch (error) {
 			return { outcome: 'failed', error };
 		}
@@ -270,9 +273,9 @@ export class MemoryRunRegistry implements RunRegistry {
 		return entry;
 	}
 
-	// Updates `entry` (the stored run of `runId`, if any) with a checked `patch`. Returns the entry, or
-	// undefined when the run is missing or not in `ifStatus`.
-	#update(entry: Entry | undefined, runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined): Entry | undefined {
+	// Updates `entry` (the stored run of `runId`, if any) with a checked `patch` at time `now`. Returns
+	// the entry, or undefined when the run is missing or not in `ifStatus`.
+	#update(entry: Entry | undefined, runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined, now: number): Entry | undefined {
 		this.#assertResultSize(patch.result);
 		if (entry === undefined) return undefined;
 		if (ifStatus !== undefined && (typeof ifStatus === 'string' ? entry.status !== ifStatus : !ifStatus.includes(entry.status))) return undefined;
@@ -290,7 +293,6 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (patch.completedAt !== undefined) entry.completedAt = patch.completedAt;
 		if (patch.ownerId !== undefined) entry.ownerId = patch.ownerId;
 		if (patch.metadata !== undefined) entry.metadata = storeValue(patch.metadata);
-		const now = Date.now();
 		if (now > entry.updatedAt) entry.updatedAt = now;
 
 		if (to !== from) {

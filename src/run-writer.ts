@@ -63,7 +63,7 @@ export class RunWriter {
 	// one batch for all runs.
 	#scheduled: Execution[] = [];
 	// The writes of one synchronous write, reused (see #writeNow).
-	readonly #nowWrites: RunWrite[] = [];
+	readonly #nowWrites: Array<RunWrite | undefined> = [undefined, undefined];
 	readonly #flushScheduled = (): void => {
 		const scheduled = this.#scheduled;
 		this.#scheduled = [];
@@ -142,15 +142,16 @@ export class RunWriter {
 		execution.pending = undefined;
 		// One array for every call: the registry's synchronous write cannot call back into the writer.
 		const writes = this.#nowWrites;
-		writes.length = 0;
-		appendWrites(execution, patch, writes);
-		for (let index = 0; index < writes.length; index++) {
+		const count = putWrites(execution, patch, writes, 0);
+		for (let index = 0; index < count; index++) {
 			const write = writes[index] as RunWrite;
+			writes[index] = undefined;
 			const result = now(write, execution);
 			if (result.outcome !== 'applied') {
+				writes[1] = undefined;
 				execution.busy = true;
 				this.#busy++;
-				this.#slowPath(execution, patch, result, write, index === writes.length - 1);
+				this.#slowPath(execution, patch, result, write, index === count - 1);
 				return;
 			}
 
@@ -177,8 +178,7 @@ export class RunWriter {
 			execution.pending = undefined;
 			execution.writing = true;
 			const first = writes.length;
-			appendWrites(execution, patch, writes);
-			entries.push({ execution, patch, first, count: (writes.length - first) as 1 | 2 });
+			entries.push({ execution, patch, first, count: putWrites(execution, patch, writes, first) });
 		}
 
 		if (writes.length === 0) return;
@@ -340,7 +340,7 @@ export class RunWriter {
 	// Resolves undefined when the patch is stored, or the conflicting record when the registry holds another state.
 	async #apply(execution: Execution, patch: RunPatch): Promise<Conflict | undefined> {
 		const writes: RunWrite[] = [];
-		appendWrites(execution, patch, writes);
+		putWrites(execution, patch, writes, 0);
 		for (const write of writes) {
 			if (write.type === 'add') return this.#add(execution);
 			const updated = await this.#update(execution, write.patch, write.ifStatus);
@@ -416,24 +416,27 @@ export class RunWriter {
 }
 
 /**
- * Appends the writes that store `patch`: the whole view when the run was never added, else a
+ * Puts the writes that store `patch` at `writes[at]` on, and returns how many: the whole view when the run was never added, else a
  * compare-and-set against what was last stored (an adopted record was added QUEUED by the
  * caller). A run that started and ended before its start was written needs two: queued →
  * completed is not a step, so the start goes first.
  */
-function appendWrites(execution: Execution, patch: RunPatch, writes: RunWrite[]): void {
+function putWrites(execution: Execution, patch: RunPatch, writes: Array<RunWrite | undefined>, at: number): 1 | 2 {
 	if (execution.stored === undefined && !execution.adopted) {
-		writes.push({ type: 'add', run: sentView(execution) });
-		return;
+		writes[at] = { type: 'add', run: sentView(execution) };
+		return 1;
 	}
 
 	const base = execution.stored ?? 'queued';
 	const { runId } = execution;
 	if (base === 'queued' && patch.status === 'completed') {
-		writes.push({ type: 'update', runId, patch: startOf(patch), ifStatus: base }, { type: 'update', runId, patch, ifStatus: 'running' });
-	} else {
-		writes.push({ type: 'update', runId, patch, ifStatus: base });
+		writes[at] = { type: 'update', runId, patch: startOf(patch), ifStatus: base };
+		writes[at + 1] = { type: 'update', runId, patch, ifStatus: 'running' };
+		return 2;
 	}
+
+	writes[at] = { type: 'update', runId, patch, ifStatus: base };
+	return 1;
 }
 
 // The status the registry holds once `write` applied.
