@@ -4,21 +4,14 @@
  * finished runs kept is bounded by `maxRuns`.
  */
 import { IllegalTransitionError, RunExistsError, ValidationError } from './errors.js';
+import { storeValue } from './memory/copy-value.js';
 import { OrderedIndex } from './memory/ordered-index.js';
+import { RunEntry } from './memory/run-entry.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
 import { applyWriteNow, type WriteSlot } from './registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
-import {
-	RunStatus,
-	isLegalTransition,
-	isTerminalStatus,
-	type Run,
-	type RunErrorInfo,
-	type RunPatch,
-	type RunPriority,
-	type RunProgress,
-} from './run.js';
+import { RunStatus, isLegalTransition, isTerminalStatus, type Run, type RunPatch } from './run.js';
 
 /** Options for {@link MemoryRunRegistry}. */
 export interface MemoryRunRegistryOptions {
@@ -40,53 +33,6 @@ export interface MemoryRunRegistryOptions {
 	readonly maxResultBytes?: number;
 }
 
-// One per stored run: the run's fields, updated in place, and the registry's bookkeeping. The
-// index buckets and the terminal queue hold these. One object per run, all fields set in the
-// constructor so that every record has the same shape (fewer bytes kept per finished run).
-class Entry {
-	readonly runId: string;
-	readonly moduleId: string;
-	status: RunStatus;
-	priority: RunPriority;
-	readonly parameters: unknown;
-	readonly createdAt: number;
-	updatedAt: number;
-	readonly moduleName: string | undefined;
-	readonly itemId: string | undefined;
-	ownerId: string | undefined;
-	progress: RunProgress | undefined;
-	result: unknown;
-	error: RunErrorInfo | undefined;
-	startedAt: number | undefined;
-	completedAt: number | undefined;
-	metadata: Readonly<Record<string, unknown>> | undefined;
-	// Insertion order: breaks ties between equal `createdAt`s, so positions are unique.
-	readonly seq: number;
-	// Set once the run is removed, which makes the entry dead in every index still holding it.
-	removed = false;
-
-	// `run` is validated; user values are copied here.
-	constructor(run: Run, seq: number) {
-		this.runId = run.runId;
-		this.moduleId = run.moduleId;
-		this.status = run.status;
-		this.priority = run.priority;
-		this.parameters = storeValue(run.parameters);
-		this.createdAt = run.createdAt;
-		this.updatedAt = run.updatedAt;
-		this.moduleName = run.moduleName;
-		this.itemId = run.itemId;
-		this.ownerId = run.ownerId;
-		this.progress = storeValue(run.progress);
-		this.result = storeValue(run.result);
-		this.error = storeValue(run.error);
-		this.startedAt = run.startedAt;
-		this.completedAt = run.completedAt;
-		this.metadata = storeValue(run.metadata);
-		this.seq = seq;
-	}
-}
-
 // A position in creation order: what a cursor encodes.
 interface Position {
 	readonly createdAt: number;
@@ -104,18 +50,18 @@ const STATUSES = Object.values(RunStatus);
 
 const byCreation = (a: Position, b: Position): number => a.createdAt - b.createdAt || a.seq - b.seq;
 // When a terminal run ended; fixed from then on, as terminal runs never change.
-const endOf = (entry: Entry): number => entry.completedAt ?? entry.updatedAt;
-const byEnd = (a: Entry, b: Entry): number => endOf(a) - endOf(b) || a.seq - b.seq;
-const isStored = (entry: Entry): boolean => !entry.removed;
+const endOf = (entry: RunEntry): number => entry.completedAt ?? entry.updatedAt;
+const byEnd = (a: RunEntry, b: RunEntry): number => endOf(a) - endOf(b) || a.seq - b.seq;
+const isStored = (entry: RunEntry): boolean => !entry.removed;
 // Module and item never change, so staying stored is all it takes to stay in their buckets.
-const storedLiveness = (): ((entry: Entry) => boolean) => isStored;
+const storedLiveness = (): ((entry: RunEntry) => boolean) => isStored;
 const statusPredicates = Object.fromEntries(
-	STATUSES.map((status) => [status, (entry: Entry) => !entry.removed && entry.status === status]),
-) as Record<RunStatus, (entry: Entry) => boolean>;
-const statusLiveness = (status: RunStatus): ((entry: Entry) => boolean) => statusPredicates[status];
+	STATUSES.map((status) => [status, (entry: RunEntry) => !entry.removed && entry.status === status]),
+) as Record<RunStatus, (entry: RunEntry) => boolean>;
+const statusLiveness = (status: RunStatus): ((entry: RunEntry) => boolean) => statusPredicates[status];
 const ownerLiveness =
 	(ownerId: string) =>
-	(entry: Entry): boolean =>
+	(entry: RunEntry): boolean =>
 		!entry.removed && entry.ownerId === ownerId;
 
 /**
@@ -135,19 +81,17 @@ const ownerLiveness =
  */
 export class MemoryRunRegistry implements RunRegistry {
 	// Every stored run by id; an entry here is never `removed`.
-	readonly #entries = new Map<string, Entry>();
-	// Every stored run in creation order.
-	readonly #all = new OrderedIndex<Entry, Position>(byCreation, isStored);
+	readonly #entries = new Map<string, RunEntry>();
 	// Runs by current status; a run leaves its bucket when its status moves on. No empty buckets.
-	readonly #byStatus = new Map<RunStatus, OrderedIndex<Entry, Position>>();
+	readonly #byStatus = new Map<RunStatus, OrderedIndex<RunEntry, Position>>();
 	// Runs by moduleId, in creation order. No empty buckets.
-	readonly #byModule = new Map<string, OrderedIndex<Entry, Position>>();
+	readonly #byModule = new Map<string, OrderedIndex<RunEntry, Position>>();
 	// Runs by itemId, in creation order. No empty buckets.
-	readonly #byItem = new Map<string, OrderedIndex<Entry, Position>>();
+	readonly #byItem = new Map<string, OrderedIndex<RunEntry, Position>>();
 	// Runs by current ownerId, in creation order. No empty buckets.
-	readonly #byOwner = new Map<string, OrderedIndex<Entry, Position>>();
+	readonly #byOwner = new Map<string, OrderedIndex<RunEntry, Position>>();
 	// Terminal runs by end time, oldest first: eviction and cleanup take from its front.
-	readonly #ended = new OrderedIndex<Entry>(byEnd, isStored);
+	readonly #ended = new OrderedIndex<RunEntry>(byEnd, isStored);
 	// Owner leases: owner id → when its lease lapses (this process's clock is the registry's clock).
 	readonly #leases = new Map<string, number>();
 	// The next entry's `seq`; only grows.
@@ -192,7 +136,7 @@ export class MemoryRunRegistry implements RunRegistry {
 	async getRun(runId: string): Promise<Run | undefined> {
 		assertId('runId', runId);
 		const entry = this.#entries.get(runId);
-		return entry === undefined ? undefined : snapshot(entry);
+		return entry === undefined ? undefined : entry.toRun();
 	}
 
 	/**
@@ -206,7 +150,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		const ifStatus = parseStatusFilter('options.ifStatus', options.ifStatus);
 		assertPatch(patch);
 		const entry = this.#update(this.#entries.get(runId), runId, patch, ifStatus, Date.now());
-		return entry === undefined ? undefined : snapshot(entry);
+		return entry === undefined ? undefined : entry.toRun();
 	}
 
 	/**
@@ -245,7 +189,7 @@ export class MemoryRunRegistry implements RunRegistry {
 				slot.handle = this.#add(write.run, slot.handle !== undefined || !slot.freshId);
 				return APPLIED;
 			}
-			let entry = slot.handle as Entry | undefined;
+			let entry = slot.handle as RunEntry | undefined;
 			// A removed entry is dead for good: whatever holds the id now (if anything) is found by id.
 			if (entry === undefined || entry.removed) slot.handle = entry = this.#entries.get(write.runId);
 			// The manager shares this process's clock and stamped the change just now: its time saves asking again.
@@ -258,13 +202,12 @@ export class MemoryRunRegistry implements RunRegistry {
 	}
 
 	// `run` is checked unless it comes from a manager; `mayExist` is false only for the first add of an id the manager generated.
-	#add(run: Run, mayExist: boolean): Entry {
+	#add(run: Run, mayExist: boolean): RunEntry {
 		this.#assertResultSize(run.result);
 		if (mayExist && this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
 		this.#makeRoom();
-		const entry = new Entry(run, this.#nextSeq++);
+		const entry = new RunEntry(run, this.#nextSeq++);
 		this.#entries.set(entry.runId, entry);
-		this.#all.insert(entry);
 		join(this.#byStatus, entry.status, entry, statusLiveness);
 		join(this.#byModule, entry.moduleId, entry, storedLiveness);
 		if (entry.itemId !== undefined) join(this.#byItem, entry.itemId, entry, storedLiveness);
@@ -275,7 +218,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	// Updates `entry` (the stored run of `runId`, if any) with a checked `patch` at time `now`. Returns
 	// the entry, or undefined when the run is missing or not in `ifStatus`.
-	#update(entry: Entry | undefined, runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined, now: number): Entry | undefined {
+	#update(entry: RunEntry | undefined, runId: string, patch: RunPatch, ifStatus: RunStatus | readonly RunStatus[] | undefined, now: number): RunEntry | undefined {
 		this.#assertResultSize(patch.result);
 		if (entry === undefined) return undefined;
 		if (ifStatus !== undefined && (typeof ifStatus === 'string' ? entry.status !== ifStatus : !ifStatus.includes(entry.status))) return undefined;
@@ -325,9 +268,10 @@ export class MemoryRunRegistry implements RunRegistry {
 		const after = cursor === undefined ? undefined : decodeCursor(cursor);
 
 		// Walk the smallest bucket that covers the query; every other filter is checked per run.
-		let sources: Array<OrderedIndex<Entry, Position>> = [this.#all];
-		let sourceSize = this.#all.size;
-		const consider = (candidates: Array<OrderedIndex<Entry, Position> | undefined>): boolean => {
+		// With no filter, that is every status bucket, merged: no index of all runs is kept (8 bytes less per run).
+		let sources: Array<OrderedIndex<RunEntry, Position>> = [...this.#byStatus.values()];
+		let sourceSize = this.#entries.size;
+		const consider = (candidates: Array<OrderedIndex<RunEntry, Position> | undefined>): boolean => {
 			const buckets = candidates.filter((bucket) => bucket !== undefined);
 			const size = buckets.reduce((sum, bucket) => sum + bucket.size, 0);
 			if (size < sourceSize) {
@@ -346,17 +290,17 @@ export class MemoryRunRegistry implements RunRegistry {
 		// One position per source, walking backwards; several sources (a status list) are merged.
 		const positions = sources.map((source) => (after === undefined ? source.end : source.lowerBound(after)) - 1);
 		const runs: Run[] = [];
-		let last: Entry | undefined;
+		let last: RunEntry | undefined;
 		for (;;) {
 			let pick = -1;
 			for (let index = 0; index < sources.length; index++) {
-				const source = sources[index] as OrderedIndex<Entry, Position>;
+				const source = sources[index] as OrderedIndex<RunEntry, Position>;
 				const position = positions[index] as number;
 				if (position < source.start) continue;
 				if (pick === -1 || byCreation(source.at(position), current(sources, positions, pick)) > 0) pick = index;
 			}
 			if (pick === -1) break;
-			const source = sources[pick] as OrderedIndex<Entry, Position>;
+			const source = sources[pick] as OrderedIndex<RunEntry, Position>;
 			const entry = current(sources, positions, pick);
 			positions[pick] = (positions[pick] as number) - 1;
 			if (entry.removed || !source.holds(entry)) continue;
@@ -364,8 +308,8 @@ export class MemoryRunRegistry implements RunRegistry {
 			if (moduleId !== undefined && entry.moduleId !== moduleId) continue;
 			if (itemId !== undefined && entry.itemId !== itemId) continue;
 			if (ownerId !== undefined && entry.ownerId !== ownerId) continue;
-			if (runs.length === limit) return { runs, nextCursor: encodeCursor(last as Entry) };
-			runs.push(snapshot(entry));
+			if (runs.length === limit) return { runs, nextCursor: encodeCursor(last as RunEntry) };
+			runs.push(entry.toRun());
 			last = entry;
 		}
 		return { runs };
@@ -377,7 +321,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		return runIds.map((runId: string) => {
 			assertId('runId', runId);
 			const entry = this.#entries.get(runId);
-			return entry === undefined ? undefined : snapshot(entry);
+			return entry === undefined ? undefined : entry.toRun();
 		});
 	}
 
@@ -399,7 +343,7 @@ export class MemoryRunRegistry implements RunRegistry {
 	/** Fails ('OwnerLostError') every queued or running run whose owner holds no live lease. Resolves their ids. */
 	async reapOrphans(): Promise<string[]> {
 		const now = Date.now();
-		const orphans: Entry[] = [];
+		const orphans: RunEntry[] = [];
 		for (const status of ['queued', 'running'] as const) {
 			const bucket = this.#byStatus.get(status);
 			if (bucket === undefined) continue;
@@ -478,10 +422,9 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (json !== undefined) assertResultSize(json, this.#maxResultBytes);
 	}
 
-	#remove(entry: Entry): void {
-		entry.removed = true;
+	#remove(entry: RunEntry): void {
+		entry.remove();
 		this.#entries.delete(entry.runId);
-		this.#all.markDead();
 		leave(this.#byStatus, entry.status);
 		leave(this.#byModule, entry.moduleId);
 		if (entry.itemId !== undefined) leave(this.#byItem, entry.itemId);
@@ -490,27 +433,27 @@ export class MemoryRunRegistry implements RunRegistry {
 	}
 }
 
-function current(sources: ReadonlyArray<OrderedIndex<Entry, Position>>, positions: readonly number[], index: number): Entry {
-	return (sources[index] as OrderedIndex<Entry, Position>).at(positions[index] as number);
+function current(sources: ReadonlyArray<OrderedIndex<RunEntry, Position>>, positions: readonly number[], index: number): RunEntry {
+	return (sources[index] as OrderedIndex<RunEntry, Position>).at(positions[index] as number);
 }
 
 // Adds `entry` to the bucket for `key`, creating the bucket (live while `liveness(key)` says so) if needed.
 function join<K>(
-	buckets: Map<K, OrderedIndex<Entry, Position>>,
+	buckets: Map<K, OrderedIndex<RunEntry, Position>>,
 	key: K,
-	entry: Entry,
-	liveness: (key: K) => (entry: Entry) => boolean,
+	entry: RunEntry,
+	liveness: (key: K) => (entry: RunEntry) => boolean,
 ): void {
 	let bucket = buckets.get(key);
 	if (bucket === undefined) {
-		bucket = new OrderedIndex<Entry, Position>(byCreation, liveness(key));
+		bucket = new OrderedIndex<RunEntry, Position>(byCreation, liveness(key));
 		buckets.set(key, bucket);
 	}
 	bucket.insert(entry);
 }
 
 // Records that one run left the bucket for `key` (its state already says so); drops the bucket once empty.
-function leave<K>(buckets: Map<K, OrderedIndex<Entry, Position>>, key: K): void {
+function leave<K>(buckets: Map<K, OrderedIndex<RunEntry, Position>>, key: K): void {
 	const bucket = buckets.get(key);
 	if (bucket === undefined) return;
 	bucket.markDead();
@@ -519,104 +462,6 @@ function leave<K>(buckets: Map<K, OrderedIndex<Entry, Position>>, key: K): void 
 
 function toSet(statuses: RunStatus[] | undefined): Set<RunStatus> | undefined {
 	return statuses === undefined ? undefined : new Set(statuses);
-}
-
-// A run as callers see it: the entry's fields that are set, user values copied.
-function snapshot(entry: Entry): Run {
-	const run: { -readonly [K in keyof Run]: Run[K] } = {
-		runId: entry.runId,
-		moduleId: entry.moduleId,
-		status: entry.status,
-		priority: entry.priority,
-		parameters: cloneValue(entry.parameters),
-		createdAt: entry.createdAt,
-		updatedAt: entry.updatedAt,
-	};
-	if (entry.moduleName !== undefined) run.moduleName = entry.moduleName;
-	if (entry.itemId !== undefined) run.itemId = entry.itemId;
-	if (entry.ownerId !== undefined) run.ownerId = entry.ownerId;
-	if (entry.progress !== undefined) run.progress = cloneValue(entry.progress);
-	if (entry.result !== undefined) run.result = cloneValue(entry.result);
-	if (entry.error !== undefined) run.error = cloneValue(entry.error);
-	if (entry.startedAt !== undefined) run.startedAt = entry.startedAt;
-	if (entry.completedAt !== undefined) run.completedAt = entry.completedAt;
-	if (entry.metadata !== undefined) run.metadata = cloneValue(entry.metadata);
-	return run;
-}
-
-// Stored in place of every empty plain object: never handed out (reads copy), so it can be shared.
-const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
-
-// The copy of a user value to store: as `cloneValue`, but empty plain objects (a run's usual
-// `parameters`) all become the one shared `EMPTY`.
-function storeValue<T>(value: T): T {
-	if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
-		for (const _key in value) return cloneValue(value);
-		// cloneValue would copy no key either (symbol keys are not copied).
-		return EMPTY as T;
-	}
-	return cloneValue(value);
-}
-
-// Returned by copyPlain for anything it leaves to structuredClone.
-const NOT_PLAIN = Symbol('not plain');
-// Deeper trees (and cycles) go to structuredClone.
-const MAX_PLAIN_DEPTH = 16;
-
-/**
- * A deep copy of `value` as `structuredClone` makes it, or `value` itself when it cannot be
- * cloned (it holds a function, say). Primitives are returned as they are.
- */
-function cloneValue<T>(value: T): T {
-	if (typeof value !== 'object' || value === null) return value;
-	try {
-		// Plain data, the usual case, is copied by hand: an order of magnitude cheaper than structuredClone.
-		const copy = copyPlain(value, 0);
-		if (copy !== NOT_PLAIN) return copy as T;
-		return structuredClone(value);
-	} catch {
-		// A getter or a Proxy trap threw, or structuredClone refused the value.
-		return value;
-	}
-}
-
-// Copies a tree of plain objects, dense arrays and primitives; NOT_PLAIN for anything else.
-function copyPlain(value: object, depth: number): unknown {
-	if (depth > MAX_PLAIN_DEPTH) return NOT_PLAIN;
-	if (Array.isArray(value)) {
-		if (Object.getPrototypeOf(value) !== Array.prototype) return NOT_PLAIN;
-		const copy: unknown[] = new Array(value.length);
-		for (let index = 0; index < value.length; index++) {
-			// structuredClone keeps holes; leave sparse arrays to it.
-			if (!(index in value)) return NOT_PLAIN;
-			const item = copyMember(value[index], depth);
-			if (item === NOT_PLAIN) return NOT_PLAIN;
-			copy[index] = item;
-		}
-		return copy;
-	}
-	if (Object.getPrototypeOf(value) !== Object.prototype) return NOT_PLAIN;
-	const copy: Record<string, unknown> = {};
-	for (const key of Object.keys(value)) {
-		// Assigning an own `__proto__` key would set the prototype instead.
-		if (key === '__proto__') return NOT_PLAIN;
-		const item = copyMember((value as Record<string, unknown>)[key], depth);
-		if (item === NOT_PLAIN) return NOT_PLAIN;
-		copy[key] = item;
-	}
-	return copy;
-}
-
-function copyMember(value: unknown, depth: number): unknown {
-	switch (typeof value) {
-		case 'object':
-			return value === null ? null : copyPlain(value, depth + 1);
-		case 'function':
-		case 'symbol':
-			return NOT_PLAIN;
-		default:
-			return value;
-	}
 }
 
 // A cursor is the position of the last run of a page: base64url of `${createdAt}:${seq}`.

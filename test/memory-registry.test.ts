@@ -4,6 +4,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../src/errors.js';
 import { OrderedIndex } from '../src/memory/ordered-index.js';
@@ -147,6 +148,41 @@ describe('MemoryRunRegistry behaviour', () => {
 		expect(await listIds(registry, { ownerId: 'node-1', moduleId: 'render' })).toEqual(expected);
 		expect(await listIds(registry, { status: ['queued', 'running'] })).toEqual(expected);
 		expect(await listIds(registry, { status: 'queued' })).toEqual([T0 + 60, T0 + 50, T0 + 40, T0 + 30].map((at) => runs.find((run) => run.createdAt === at)?.runId));
+	});
+
+	it('gives back every finite time exactly: whole, fractional, negative, tiny and far from now', async () => {
+		// Times are stored compactly where they can be (see src/memory/compact-time.ts): none may change on the way.
+		const time = fc.oneof(
+			fc.double({ noNaN: true, noDefaultInfinity: true }),
+			fc.integer({ min: -(2 ** 31) - 5, max: 2 ** 31 + 5 }),
+			fc.integer({ min: -(2 ** 31), max: 2 ** 31 }).map((offset) => Date.now() + offset),
+			fc.constantFrom(0, 5, -5, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE),
+		);
+		await fc.assert(
+			fc.asyncProperty(time, time, time, time, async (createdAt, updatedAt, startedAt, completedAt) => {
+				const registry = new MemoryRunRegistry();
+				const run = makeRun({ status: 'completed', createdAt, updatedAt, startedAt, completedAt });
+				await registry.addRun(run);
+				const stored = await registry.getRun(run.runId);
+				// toEqual compares numbers with Object.is: even -0 must come back as -0.
+				expect([stored?.createdAt, stored?.updatedAt, stored?.startedAt, stored?.completedAt]).toEqual([createdAt, updatedAt, startedAt, completedAt]);
+			}),
+			{ numRuns: 2000 },
+		);
+	});
+
+	it('keeps times set by updates exactly, and orders runs by createdAt across the 32-bit boundary', async () => {
+		const registry = new MemoryRunRegistry();
+		const now = Date.now();
+		const created = [now + 2 ** 31 + 1, now - 2 ** 31 - 1, now, 5, now + 0.5, -1e15];
+		const runs = created.map((createdAt) => makeRun({ createdAt, updatedAt: createdAt }));
+		for (const run of runs) await registry.addRun(run);
+		expect(await listIds(registry)).toEqual([...runs].sort((a, b) => b.createdAt - a.createdAt).map((run) => run.runId));
+		const [first] = runs as [Run];
+		await registry.updateRun(first.runId, { status: 'running', startedAt: first.createdAt + 0.25 });
+		await registry.updateRun(first.runId, { status: 'completed', completedAt: first.createdAt - 3e12 });
+		const stored = await registry.getRun(first.runId);
+		expect([stored?.startedAt, stored?.completedAt]).toEqual([first.createdAt + 0.25, first.createdAt - 3e12]);
 	});
 
 	it('lists nothing for an empty status list', async () => {
