@@ -40,6 +40,8 @@ const RETRY_BASE_MS = 100;
 const RETRY_MAX_MS = 5000;
 // Errors by which a registry refuses what a run holds: writing the same again cannot help.
 const REFUSALS = new Set(['ValidationError', 'ResultTooLargeError']);
+// From this many runs changed in one tick, their writes go out as two batches (see #sendBatch).
+const SPLIT_AT = 16;
 
 // One run's part of a batch: its writes are `writes[first]` up to `writes[first + count - 1]`.
 interface BatchEntry {
@@ -164,11 +166,21 @@ export class RunWriter {
 		if (!execution.busy) this.#host.onWritten(execution);
 	}
 
-	// The fast path: one applyWrites call for every run changed in this tick.
+	// The fast path: the runs changed in this tick go out in applyWrites calls — one, or two halves
+	// when there are many. Two batches in flight keep the registry busy with one while the replies of
+	// the other are handled here: with one, the runs whose start waits for its reply all get it at
+	// once, start together, and the registry and this process take turns idling (lock-step).
 	#sendBatch(executions: Execution[]): void {
+		const half = executions.length >= SPLIT_AT ? executions.length >> 1 : executions.length;
+		this.#sendPart(executions, 0, half);
+		this.#sendPart(executions, half, executions.length);
+	}
+
+	#sendPart(executions: readonly Execution[], from: number, to: number): void {
 		const writes: RunWrite[] = [];
 		const entries: BatchEntry[] = [];
-		for (const execution of executions) {
+		for (let index = from; index < to; index++) {
+			const execution = executions[index] as Execution;
 			const patch = execution.pending;
 			if (patch === undefined || execution.detached || execution.writing || execution.retryTimer !== undefined) {
 				this.#idle(execution);
