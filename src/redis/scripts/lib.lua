@@ -35,6 +35,8 @@ end
 local function int_string(n)
 	return string.format('%.0f', n)
 end
+-- The last `now` update_run formatted, and its text: a batch's updates all share one `now`.
+local now_string, now_string_of = nil, nil
 
 -- Whether a < b byte by byte, as Redis orders sorted-set members (Lua's `<` follows the locale).
 local function bytes_less(a, b)
@@ -263,7 +265,7 @@ end
 -- subscribers get the message only after the script, so never before the change is visible.
 -- Returns nil when the run is missing or its status is not in ifStatus (nothing changed);
 -- 0, from, to when the change is illegal (nothing changed); else 1, the run's fields as stored
--- now (only the indexed ones unless `full`), and the set of the fields patched from args.
+-- now (only the indexed ones unless `full`), and (when `full`) the set of the fields patched from args.
 -- Commands: HGETALL or HMGET, one HSET, and only the index moves the change needs.
 local function update_run(args, at, last, ttl, now, full, channel, message)
 	local id = args[at]
@@ -297,7 +299,10 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 
 	-- updatedAt never moves back, even when the stored one is ahead of this clock.
 	local updated = h.updatedAt
-	if now > tonumber(updated) then updated = int_string(now) end
+	if now > tonumber(updated) then
+		if now ~= now_string_of then now_string, now_string_of = int_string(now), now end
+		updated = now_string
+	end
 	local was_owner = h.ownerId or false
 	local owner = was_owner
 	if args[at + 3] ~= '' then owner = args[at + 3] end
@@ -308,12 +313,19 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 		set[#set + 1] = 'ownerId'
 		set[#set + 1] = owner
 	end
-	local patched = {}
+	-- Only a caller that replies with the run (`full`) needs the patched fields noted.
+	local patched = full and {} or nil
+	local n = #set
 	for i = at + 4, last, 2 do
-		set[#set + 1] = args[i]
-		set[#set + 1] = args[i + 1]
-		patched[args[i]] = true
-		h[args[i]] = args[i + 1]
+		local field, value = args[i], args[i + 1]
+		set[n + 1], set[n + 2] = field, value
+		n = n + 2
+		if full then
+			patched[field] = true
+			h[field] = value
+		elseif field == 'completedAt' then
+			h.completedAt = value
+		end
 	end
 	redis.call(unpack(set))
 	h.status, h.updatedAt = to, updated
