@@ -67,6 +67,24 @@ describe('startTask', () => {
 		expect(ids.size).toBe(50);
 	});
 
+	it('draws every character of every position of generated ids from the whole base64url alphabet, across pool refills', async () => {
+		const { manager } = createManager({ concurrency: 1 });
+		const blocker = controlledTask();
+		manager.startTask({ moduleId: 'm' }, blocker.fn);
+		// 6,400 ids (12 refills of the 512-id pool): each of the 64 characters is expected 100 times in each position.
+		const ids = Array.from({ length: 6400 }, () => manager.startTask({ moduleId: 'm' }, async () => 1));
+		expect(new Set(ids).size).toBe(ids.length);
+		for (let position = 0; position < 20; position++) {
+			const counts = new Map<string, number>();
+			for (const id of ids) counts.set(id[position]!, (counts.get(id[position]!) ?? 0) + 1);
+			expect(counts.size).toBe(64);
+			// A uniform draw falls below 40 with a probability of about 1e-12 per character and position.
+			expect(Math.min(...counts.values())).toBeGreaterThan(40);
+		}
+		blocker.done.resolve(0);
+		await manager.waitAll();
+	});
+
 	it('uses the runId given', () => {
 		const { manager } = createManager();
 		expect(manager.startTask({ runId: 'my-run-1', moduleId: 'm' }, controlledTask().fn)).toBe('my-run-1');
