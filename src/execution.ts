@@ -67,6 +67,7 @@ const REFUSED = 64;
 const DETACHED = 128;
 const DEFERRED_EVENT = 256;
 const FORGOTTEN = 512;
+const LINKED = 1024;
 
 // What most runs never use: made on the first write of one of its fields.
 class RareFields {
@@ -96,15 +97,23 @@ export class Execution implements Queued, WriteSlot {
 	handle: unknown = undefined;
 	/** Changes not yet sent to the registry, merged in order. */
 	pending: RunPatch | undefined;
+	/** Who finds this run by id through the registry (see `WriteSlot`): the manager's `ActiveRuns`, or undefined. */
+	readonly owner: object | undefined;
+	/** The neighbours in the manager's list of runs (`ActiveRuns`). */
+	previous: Execution | undefined;
+	next: Execution | undefined;
 	#flags: number;
 	#rare: RareFields | undefined;
 
-	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean, chosenId: boolean) {
+	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean, chosenId: boolean, owner: object | undefined) {
 		this.view = view;
 		this.task = task;
 		this.seq = seq;
 		this.stored = undefined;
 		this.pending = undefined;
+		this.owner = owner;
+		this.previous = undefined;
+		this.next = undefined;
 		this.#flags = (adopted ? ADOPTED : 0) | (chosenId ? CHOSEN_ID : 0);
 		this.#rare = undefined;
 		if (timeoutMs !== undefined) this.#rareFields().timeoutMs = timeoutMs;
@@ -220,6 +229,15 @@ export class Execution implements Queued, WriteSlot {
 
 	set forgotten(value: boolean) {
 		this.#flag(FORGOTTEN, value);
+	}
+
+	/** The registry finds this run by id (see `WriteSlot`). */
+	get linked(): boolean {
+		return (this.#flags & LINKED) !== 0;
+	}
+
+	set linked(value: boolean) {
+		this.#flag(LINKED, value);
 	}
 
 	/** Created on the first read of `ctx.signal`, or on abort. */

@@ -20,6 +20,7 @@ import {
 	TimeoutError,
 	ValidationError,
 } from './errors.js';
+import { ActiveRuns } from './active-runs.js';
 import { Execution, RunContext, type TaskFunction } from './execution.js';
 import {
 	type BackgroundTaskManagerOptions,
@@ -121,7 +122,7 @@ interface Waiter {
 	readonly resolve: () => void;
 }
 
-// A `waitAll`: it awaits every run with `seq < before`. A run leaves `#executions` exactly when it
+// A `waitAll`: it awaits every run with `seq < before`. A run leaves `#runs` exactly when it
 // is done, so a count of those still there is all it needs (no set of 100,000 runs to maintain).
 interface AllWaiter {
 	readonly before: number;
@@ -143,7 +144,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	readonly #queue = new RunQueue<Execution>();
 
 	// Every run not yet done: active, draining (terminal but still executing) or with writes outstanding.
-	readonly #executions = new Map<string, Execution>();
+	readonly #runs: ActiveRuns;
 	// Runs QUEUED / RUNNING (not terminal) in this manager; `#queued + #running` is the active count.
 	#queued = 0;
 	#running = 0;
@@ -191,6 +192,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		super();
 		assertRegistry(registry);
 		this.#registry = registry;
+		this.#runs = new ActiveRuns(registry);
 		this.#options = resolveOptions(options);
 		this.#tracksModules = this.#options.maxQueued !== Number.POSITIVE_INFINITY || this.#options.concurrencyByModule.size > 0;
 		if (this.#options.ownerLease !== undefined) {
@@ -273,11 +275,11 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (run.timeoutMs !== undefined) assertTimeout('run.timeoutMs', run.timeoutMs);
 		const chosenId = adopted || run.runId !== undefined;
 		// A generated id (120 random bits) is new by construction.
-		if (chosenId && this.#executions.has(view.runId)) throw new RunExistsError(view.runId);
+		if (chosenId && this.#runs.has(view.runId)) throw new RunExistsError(view.runId);
 		if (isFunction && this.#isQueueFull(view.moduleId)) throw new QueueFullError(this.#options.maxQueued);
 
-		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted, chosenId);
-		this.#executions.set(view.runId, execution);
+		const execution = new Execution(view, task as TaskFunction | PromiseLike<unknown>, this.#seq++, timeoutMs, adopted, chosenId, this.#runs.owner);
+		this.#runs.add(execution);
 		this.#queued++;
 		this.#countQueued(execution.moduleId, 1);
 		if (isFunction) {
@@ -289,6 +291,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		// as RUNNING in one write. An adopted record is in the registry already: its first write
 		// is its start (or its cancel).
 		if (!adopted) this.#writer.enqueue(execution, { status: 'queued' });
+		this.#runs.settle(execution);
 
 		this.#emit('queued', view);
 		// A promise is running already: it takes no slot and has no function to call.
@@ -308,7 +311,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	async cancelTask(runId: string, reason?: string): Promise<boolean> {
 		if (typeof runId !== 'string') throw new ValidationError('runId', 'a string', runId);
 		if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'a string', reason);
-		const execution = this.#executions.get(runId);
+		const execution = this.#runs.get(runId);
 		if (execution !== undefined) return this.#cancel(execution, reason);
 		return this.#cancelStored(runId, reason);
 	}
@@ -324,7 +327,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (typeof itemId !== 'string') throw new ValidationError('itemId', 'a string', itemId);
 		if (reason !== undefined && typeof reason !== 'string') throw new ValidationError('reason', 'a string', reason);
 		let count = 0;
-		for (const execution of [...this.#executions.values()]) {
+		for (const execution of [...this.#runs.values()]) {
 			if (execution.itemId === itemId && this.#cancel(execution, reason)) count++;
 		}
 
@@ -339,7 +342,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			}
 
 			for (const run of page.runs) {
-				if (!this.#executions.has(run.runId) && (await this.#cancelStored(run.runId, reason))) count++;
+				if (!this.#runs.has(run.runId) && (await this.#cancelStored(run.runId, reason))) count++;
 			}
 
 			cursor = page.nextCursor;
@@ -356,13 +359,13 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	async waitAll(options: { readonly timeoutMs?: number } = {}): Promise<WaitAllReport> {
 		const { timeoutMs } = options;
 		if (timeoutMs !== undefined) assertTimeout('timeoutMs', timeoutMs);
-		if (this.#executions.size === 0) return { settled: true, pending: [] };
+		if (this.#runs.size === 0) return { settled: true, pending: [] };
 		const before = this.#seq;
 		await new Promise<void>((resolve) => {
 			let timer: NodeJS.Timeout | undefined;
 			const waiter: AllWaiter = {
 				before,
-				pending: this.#executions.size,
+				pending: this.#runs.size,
 				resolve: () => {
 					if (timer !== undefined) clearTimeout(timer);
 					this.#allWaiters.delete(waiter);
@@ -373,13 +376,13 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			if (timeoutMs !== undefined) timer = setTimeout(waiter.resolve, timeoutMs);
 		});
 		const pending: string[] = [];
-		for (const execution of this.#executions.values()) if (execution.seq < before) pending.push(execution.runId);
+		for (const execution of this.#runs.values()) if (execution.seq < before) pending.push(execution.runId);
 		return { settled: pending.length === 0, pending };
 	}
 
 	/** Resolves when the registry writes outstanding at the time of the call are done. */
 	async flush(): Promise<void> {
-		await this.#waitFor(this.#executions.values(), (execution) => !execution.isWriting, undefined);
+		await this.#waitFor(this.#runs.values(), (execution) => !execution.isWriting, undefined);
 	}
 
 	/**
@@ -409,7 +412,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	/** The ids of the runs queued or running in this manager. */
 	getActiveTaskIds(): string[] {
 		const ids: string[] = [];
-		for (const execution of this.#executions.values()) {
+		for (const execution of this.#runs.values()) {
 			if (!execution.isTerminal) ids.push(execution.runId);
 		}
 
@@ -418,7 +421,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	/** Whether the run is queued or running in this manager. */
 	isTaskActive(runId: string): boolean {
-		const execution = this.#executions.get(runId);
+		const execution = this.#runs.get(runId);
 		return execution !== undefined && !execution.isTerminal;
 	}
 
@@ -436,7 +439,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	/** The run: this manager's own view while it holds the run, else what the registry holds. */
 	async getRun(runId: string): Promise<Run | undefined> {
-		const execution = this.#executions.get(runId);
+		const execution = this.#runs.get(runId);
 		if (execution !== undefined) return { ...execution.view };
 		return this.#registry.getRun(runId);
 	}
@@ -456,7 +459,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	async waitForRun(runId: string, options: { readonly timeoutMs?: number } = {}): Promise<Run> {
 		if (options.timeoutMs !== undefined) assertTimeout('timeoutMs', options.timeoutMs);
 		const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
-		const execution = this.#executions.get(runId);
+		const execution = this.#runs.get(runId);
 		if (execution !== undefined) {
 			if (execution.isTerminal && !execution.isWriting) return { ...execution.view };
 			return withTimeout(
@@ -473,7 +476,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			const run = await this.#registry.getRun(runId);
 			if (run === undefined) throw new RunNotFoundError(runId);
 			if (isTerminalStatus(run.status)) return run;
-			const local = this.#executions.get(runId);
+			const local = this.#runs.get(runId);
 			if (local !== undefined) return this.waitForRun(runId, deadline === undefined ? {} : { timeoutMs: Math.max(1, deadline - Date.now()) });
 			if (deadline !== undefined && Date.now() + delay > deadline) {
 				throw new TimeoutError(`Run "${runId}" did not end within ${options.timeoutMs} ms`, options.timeoutMs!);
@@ -753,7 +756,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		try {
 			const reaped = await registry.reapOrphans();
 			// Runs of this very manager are reaped when its own lease lapsed (a long pause): it stops them.
-			await this.#adoptStoredStates(reaped.filter((runId) => this.#executions.has(runId)));
+			await this.#adoptStoredStates(reaped.filter((runId) => this.#runs.has(runId)));
 			return reaped;
 		} catch (error) {
 			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Reaping orphaned runs failed');
@@ -784,7 +787,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// A cancel published by any instance: acts on it when this manager runs the run. Duplicates
 	// and replays find the run terminal (or unknown) and change nothing.
 	#onCancelCommand(command: CancelCommand): void {
-		const execution = this.#executions.get(command.runId);
+		const execution = this.#runs.get(command.runId);
 		if (execution !== undefined) this.#cancel(execution, command.reason);
 	}
 
@@ -793,7 +796,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	async #reconcile(): Promise<void> {
 		if (this.#reconciling) return;
 		const runIds: string[] = [];
-		for (const execution of this.#executions.values()) {
+		for (const execution of this.#runs.values()) {
 			if (!execution.isTerminal && execution.stored !== undefined && !execution.detached) runIds.push(execution.runId);
 		}
 
@@ -816,7 +819,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			? await Promise.all(runIds.map((runId) => registry.getRun(runId)))
 			: await registry.getRuns(runIds);
 		for (const [index, runId] of runIds.entries()) {
-			const execution = this.#executions.get(runId);
+			const execution = this.#runs.get(runId);
 			const stored = runs[index];
 			if (execution === undefined || execution.isTerminal || execution.detached) continue;
 			if (stored === undefined) {
@@ -1044,8 +1047,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Called after anything changed for a run: forgets finished runs and wakes waiters.
 	#afterChange(execution: Execution): void {
 		if (!execution.forgotten && execution.isDone) {
-			execution.forgotten = true;
-			this.#executions.delete(execution.runId);
+			this.#runs.delete(execution);
 			// The terminal write may have been given up (conflict, shutdown): waiters still get the final view.
 			this.#resolveRunWaiters(execution);
 			for (const waiter of this.#allWaiters) {
@@ -1086,7 +1088,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	async #runShutdown(graceMs: number, abortGraceMs: number): Promise<ShutdownReport> {
 		const deadline = Date.now() + graceMs + abortGraceMs;
-		const active = [...this.#executions.values()].filter((execution) => !execution.isTerminal);
+		const active = [...this.#runs.values()].filter((execution) => !execution.isTerminal);
 		const cancelled: string[] = [];
 		const timedOut: string[] = [];
 
@@ -1126,13 +1128,13 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			timedOut.push(execution.runId);
 		}
 
-		const unsettled = await this.#waitFor(this.#executions.values(), (execution) => !execution.executing, Math.max(1, deadline - Date.now()));
+		const unsettled = await this.#waitFor(this.#runs.values(), (execution) => !execution.executing, Math.max(1, deadline - Date.now()));
 		// The states decided at the deadline still get a short moment to be written.
-		await this.#waitFor(this.#executions.values(), (execution) => !execution.isWriting, Math.max(1, deadline + SHUTDOWN_FLUSH_MS - Date.now()));
+		await this.#waitFor(this.#runs.values(), (execution) => !execution.isWriting, Math.max(1, deadline + SHUTDOWN_FLUSH_MS - Date.now()));
 		// From here on, retries stop so that nothing of the manager keeps the process alive.
-		const unflushed = this.#writer.close(this.#executions.values());
-		for (const execution of this.#executions.values()) if (execution.deferredEvent) this.#emitDeferred(execution);
-		for (const execution of this.#executions.values()) this.#openGate(execution, false);
+		const unflushed = this.#writer.close(this.#runs.values());
+		for (const execution of this.#runs.values()) if (execution.deferredEvent) this.#emitDeferred(execution);
+		for (const execution of this.#runs.values()) this.#openGate(execution, false);
 
 		for (const timer of this.#timers) clearInterval(timer);
 		this.#timers.length = 0;

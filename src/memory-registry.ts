@@ -9,7 +9,7 @@ import { OrderedIndex } from './memory/ordered-index.js';
 import { RunEntry } from './memory/run-entry.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
-import { applyWriteNow, type WriteSlot } from './registry-internals.js';
+import { applyWriteNow, findSlot, releaseSlot, type WriteSlot } from './registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
 import { RunStatus, isLegalTransition, isTerminalStatus, type Run, type RunPatch } from './run.js';
 
@@ -94,6 +94,8 @@ export class MemoryRunRegistry implements RunRegistry {
 	readonly #ended = new OrderedIndex<RunEntry>(byEnd, isStored);
 	// Owner leases: owner id → when its lease lapses (this process's clock is the registry's clock).
 	readonly #leases = new Map<string, number>();
+	// Slots of runs removed while linked (see `WriteSlot`), until their managers release them.
+	readonly #orphanSlots = new Map<string, WriteSlot[]>();
 	// The next entry's `seq`; only grows.
 	#nextSeq = 0;
 	// Validated in the constructor: a positive integer or Infinity.
@@ -186,12 +188,22 @@ export class MemoryRunRegistry implements RunRegistry {
 	[applyWriteNow](write: RunWrite, slot: WriteSlot): RunWriteResult {
 		try {
 			if (write.type === 'add') {
-				slot.handle = this.#add(write.run, slot.handle !== undefined || !slot.freshId);
+				const entry = this.#add(write.run, slot.handle !== undefined || !slot.freshId);
+				slot.handle = entry;
+				if (slot.owner !== undefined && !slot.linked) {
+					entry.slot = slot;
+					slot.linked = true;
+				}
 				return APPLIED;
 			}
 			let entry = slot.handle as RunEntry | undefined;
 			// A removed entry is dead for good: whatever holds the id now (if anything) is found by id.
-			if (entry === undefined || entry.removed) slot.handle = entry = this.#entries.get(write.runId);
+			if (entry === undefined || entry.removed) {
+				entry = this.#entries.get(write.runId);
+				// A record linked to another manager's run is that run's, whatever its id: this write missed.
+				if (entry?.slot !== undefined && entry.slot !== slot) return MISSED;
+				slot.handle = entry;
+			}
 			// The manager shares this process's clock and stamped the change just now: its time saves asking again.
 			const { patch } = write;
 			const now = patch.completedAt ?? patch.startedAt ?? Date.now();
@@ -199,6 +211,29 @@ export class MemoryRunRegistry implements RunRegistry {
 		} catch (error) {
 			return { outcome: 'failed', error };
 		}
+	}
+
+	/** The slot of `owner` linked to run `runId` (see `WriteSlot`), if any. */
+	[findSlot](runId: string, owner: object): WriteSlot | undefined {
+		const slot = this.#entries.get(runId)?.slot;
+		if (slot?.owner === owner) return slot;
+		// The run's record was removed while its manager still held the run.
+		return this.#orphanSlots.get(runId)?.find((orphan) => orphan.owner === owner);
+	}
+
+	/** Unlinks `slot`: its run is done in its manager. */
+	[releaseSlot](slot: WriteSlot): void {
+		slot.linked = false;
+		const entry = slot.handle as RunEntry | undefined;
+		if (entry?.slot === slot) {
+			entry.slot = undefined;
+			return;
+		}
+		const orphans = this.#orphanSlots.get(slot.runId);
+		if (orphans === undefined) return;
+		const left = orphans.filter((orphan) => orphan !== slot);
+		if (left.length === 0) this.#orphanSlots.delete(slot.runId);
+		else this.#orphanSlots.set(slot.runId, left);
 	}
 
 	// `run` is checked unless it comes from a manager; `mayExist` is false only for the first add of an id the manager generated.
@@ -424,6 +459,11 @@ export class MemoryRunRegistry implements RunRegistry {
 
 	#remove(entry: RunEntry): void {
 		entry.remove();
+		if (entry.slot !== undefined) {
+			// Its manager still holds the run, and still finds it by id here until it releases it.
+			this.#orphanSlots.set(entry.runId, [...(this.#orphanSlots.get(entry.runId) ?? []), entry.slot]);
+			entry.slot = undefined;
+		}
 		this.#entries.delete(entry.runId);
 		leave(this.#byStatus, entry.status);
 		leave(this.#byModule, entry.moduleId);

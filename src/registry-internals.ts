@@ -15,14 +15,29 @@ export const applyWriteNow: unique symbol = Symbol.for('runledger.applyWriteNow/
 
 /**
  * What the manager hands over with each write of one run: a place where the registry keeps a
- * handle to its record between writes, so that later writes skip the lookup by id.
+ * handle to its record between writes, so that later writes skip the lookup by id; and, when the
+ * manager wants the registry to find its runs by id (`owner` set), the slot itself is linked to
+ * the record on the add.
  */
 export interface WriteSlot {
+	readonly runId: string;
 	/** Set by the registry; opaque to the manager. */
 	handle: unknown;
 	/** The manager generated the run's id (120 random bits): its first add need not look for a run holding it already. */
 	readonly freshId: boolean;
+	/** Who finds this run through {@link findSlot}; undefined when nobody does (no linking). */
+	readonly owner: object | undefined;
+	/** Set by the registry while {@link findSlot} finds this slot; cleared by {@link releaseSlot}. */
+	linked: boolean;
 }
+
+/** Finds the slot of `owner` linked to run `runId`, even after the record was deleted; undefined when there is none. */
+export const findSlot: unique symbol = Symbol.for('runledger.findSlot/1') as never;
+export type FindSlot = (runId: string, owner: object) => WriteSlot | undefined;
+
+/** Unlinks a slot (its run is done): the registry no longer finds it, nor holds on to it. */
+export const releaseSlot: unique symbol = Symbol.for('runledger.releaseSlot/1') as never;
+export type ReleaseSlot = (slot: WriteSlot) => void;
 
 /**
  * Applies `write` before returning, as a batch of one through `applyWrites` would. The write comes

@@ -694,3 +694,65 @@ describe('shutdown of distributed managers', () => {
 		expect(timeouts()).toBeLessThanOrEqual(before);
 	});
 });
+
+describe('finding runs by id when managers share one MemoryRunRegistry', () => {
+	it('each manager finds its own runs and only those', async () => {
+		const registry = new MemoryRunRegistry();
+		const a = createManager({ instanceId: 'a' }, registry);
+		const b = createManager({ instanceId: 'b' }, registry);
+		const taskA = controlledTask();
+		const taskB = controlledTask();
+		const runA = a.manager.startTask({ moduleId: 'm' }, taskA.fn);
+		const runB = b.manager.startTask({ moduleId: 'm' }, taskB.fn);
+		await Promise.all([taskA.called, taskB.called]);
+
+		expect([a.manager.isTaskActive(runA), a.manager.isTaskActive(runB)]).toEqual([true, false]);
+		expect([b.manager.isTaskActive(runA), b.manager.isTaskActive(runB)]).toEqual([false, true]);
+		expect(a.manager.getActiveTaskIds()).toEqual([runA]);
+		expect((await a.manager.getRun(runB))?.ownerId).toBe('b');
+		taskA.done.resolve(1);
+		taskB.done.resolve(2);
+		await Promise.all([a.manager.waitAll(), b.manager.waitAll()]);
+		expect([a.manager.isTaskActive(runA), b.manager.isTaskActive(runB)]).toEqual([false, false]);
+	});
+
+	it('still finds and cancels a running run whose record was deleted from the registry', async () => {
+		const { manager, registry, events } = createManager();
+		const task = controlledTask();
+		const runId = manager.startTask({ moduleId: 'm' }, task.fn);
+		await task.called;
+		expect(await registry.deleteRun(runId)).toBe(true);
+
+		expect(manager.isTaskActive(runId)).toBe(true);
+		expect((await manager.getRun(runId))?.status).toBe('running');
+		expect(await manager.cancelTask(runId, 'gone')).toBe(true);
+		expect(task.context?.signal.aborted).toBe(true);
+		task.done.resolve(0);
+		await manager.waitAll();
+		expect(manager.isTaskActive(runId)).toBe(false);
+		expect(events.names(runId)).toEqual(['queued', 'started', 'cancelled']);
+	});
+
+	it('keeps apart a deleted run still held by one manager and a new run of the same id started by another: the first one\'s cancel never lands on the second\'s record', async () => {
+		const registry = new MemoryRunRegistry();
+		const a = createManager({ instanceId: 'a' }, registry);
+		const b = createManager({ instanceId: 'b' }, registry);
+		const taskA = controlledTask();
+		const taskB = controlledTask();
+		a.manager.startTask({ moduleId: 'm', runId: 'shared' }, taskA.fn);
+		await taskA.called;
+		await registry.deleteRun('shared');
+		b.manager.startTask({ moduleId: 'm', runId: 'shared' }, taskB.fn);
+		await taskB.called;
+
+		expect([a.manager.isTaskActive('shared'), b.manager.isTaskActive('shared')]).toEqual([true, true]);
+		expect(await a.manager.cancelTask('shared')).toBe(true);
+		expect([taskA.context?.signal.aborted, taskB.context?.signal.aborted]).toEqual([true, false]);
+		expect([a.manager.isTaskActive('shared'), b.manager.isTaskActive('shared')]).toEqual([false, true]);
+		taskA.done.resolve(0);
+		taskB.done.resolve(2);
+		await Promise.all([a.manager.waitAll(), b.manager.waitAll()]);
+		expect((await registry.getRun('shared'))?.status).toBe('completed');
+		expect((await registry.getRun('shared'))?.ownerId).toBe('b');
+	});
+});

@@ -6,6 +6,7 @@
  * have share one object made on first use, and the times are stored compactly (see
  * compact-time.ts). Every field is set in the constructor, so all entries share one shape.
  */
+import type { WriteSlot } from '../registry-internals.js';
 import type { Run, RunErrorInfo, RunPriority, RunProgress, RunStatus } from '../run.js';
 import { CREATION_ORIGIN, type CompactTime, compactTime, expandTime } from './compact-time.js';
 import { cloneValue, storeValue } from './copy-value.js';
@@ -39,6 +40,8 @@ export class RunEntry {
 	result: unknown;
 	// Insertion order: breaks ties between equal `createdAt`s, so positions are unique.
 	readonly seq: number;
+	/** The manager's slot linked to this run while the manager holds it (see `WriteSlot`). */
+	slot: WriteSlot | undefined;
 	#state: number;
 	// Relative to CREATION_ORIGIN.
 	readonly #created: CompactTime;
@@ -55,6 +58,7 @@ export class RunEntry {
 		this.parameters = storeValue(run.parameters);
 		this.result = storeValue(run.result);
 		this.seq = seq;
+		this.slot = undefined;
 		this.#state = STATUS_CODE[run.status] | (PRIORITY_CODE[run.priority] << PRIORITY_SHIFT);
 		const { createdAt } = run;
 		this.#created = compactTime(createdAt, CREATION_ORIGIN);
