@@ -68,6 +68,9 @@ const DETACHED = 128;
 const DEFERRED_EVENT = 256;
 const FORGOTTEN = 512;
 const LINKED = 1024;
+// Kept by the `view` setter: the status as bits, read without a trip to the view (hot in the queue).
+const WAITING = 2048;
+const ENDED = 4096;
 
 // What most runs never use: made on the first write of one of its fields.
 class RareFields {
@@ -87,8 +90,6 @@ class RareFields {
 export class Execution implements Queued, WriteSlot {
 	readonly seq: number;
 
-	/** The manager's current view of the run. Replaced on every change, never mutated: events hand it out. */
-	view: Run;
 	/** The work to do; dropped once called so that its closure can be collected. */
 	task: TaskFunction | PromiseLike<unknown> | undefined;
 	/** The status the registry holds, as far as this manager knows; undefined before the first write lands. */
@@ -103,10 +104,12 @@ export class Execution implements Queued, WriteSlot {
 	previous: Execution | undefined;
 	next: Execution | undefined;
 	#flags: number;
+	#view: Run;
 	#rare: RareFields | undefined;
 
 	constructor(view: Run, task: TaskFunction | PromiseLike<unknown>, seq: number, timeoutMs: number | undefined, adopted: boolean, chosenId: boolean, owner: object | undefined) {
-		this.view = view;
+		this.#flags = (adopted ? ADOPTED : 0) | (chosenId ? CHOSEN_ID : 0) | statusBits(view);
+		this.#view = view;
 		this.task = task;
 		this.seq = seq;
 		this.stored = undefined;
@@ -114,9 +117,18 @@ export class Execution implements Queued, WriteSlot {
 		this.owner = owner;
 		this.previous = undefined;
 		this.next = undefined;
-		this.#flags = (adopted ? ADOPTED : 0) | (chosenId ? CHOSEN_ID : 0);
 		this.#rare = undefined;
 		if (timeoutMs !== undefined) this.#rareFields().timeoutMs = timeoutMs;
+	}
+
+	/** The manager's current view of the run. Replaced on every change, never mutated: events hand it out. */
+	get view(): Run {
+		return this.#view;
+	}
+
+	set view(view: Run) {
+		this.#view = view;
+		this.#flags = (this.#flags & ~(WAITING | ENDED)) | statusBits(view);
 	}
 
 	// The run's identity never changes: read from the view rather than kept twice.
@@ -327,11 +339,11 @@ export class Execution implements Queued, WriteSlot {
 	}
 
 	get isTerminal(): boolean {
-		return isTerminalStatus(this.view.status);
+		return (this.#flags & ENDED) !== 0;
 	}
 
 	isWaiting(): boolean {
-		return this.view.status === 'queued';
+		return (this.#flags & WAITING) !== 0;
 	}
 
 	/** Writes are pending, in flight or waiting for a retry. */
@@ -341,7 +353,7 @@ export class Execution implements Queued, WriteSlot {
 
 	/** Nothing is left to do for this run: it can be forgotten. */
 	get isDone(): boolean {
-		return (this.#flags & (EXECUTING | BUSY)) === 0 && isTerminalStatus(this.view.status);
+		return (this.#flags & (EXECUTING | BUSY | ENDED)) === ENDED;
 	}
 
 	#flag(bit: number, value: boolean): void {
@@ -351,4 +363,10 @@ export class Execution implements Queued, WriteSlot {
 	#rareFields(): RareFields {
 		return (this.#rare ??= new RareFields());
 	}
+}
+
+function statusBits(view: Run): number {
+	const { status } = view;
+	if (status === 'queued') return WAITING;
+	return isTerminalStatus(status) ? ENDED : 0;
 }
