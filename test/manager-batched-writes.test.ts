@@ -1,47 +1,27 @@
 /**
  * BackgroundTaskManager on a registry with `applyWrites` (a custom registry, as users write them,
- * delegating to a real MemoryRunRegistry through its public methods only): the changes of one
+ * forwarding to a real MemoryRunRegistry through its public methods only): the changes of one
  * tick go out as batches, split in two halves when many runs changed, and every run lands.
  */
 import { describe, expect, it } from 'vitest';
-import { MemoryRunRegistry, type Run, type RunPage, type RunPatch, type RunQuery, type RunRegistry, type RunWrite, type RunWriteResult, type UpdateRunOptions } from '../src/index.js';
+import { MemoryRunRegistry, type RunWrite, type RunWriteResult } from '../src/index.js';
+import { ForwardingRegistry } from './support/forwarding-registry.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { controlledTask } from './support/tasks.js';
 
 shutdownManagersAfterEach();
 
-// Records the size of every applyWrites batch; everything else goes straight to the inner registry.
-class BatchRecordingRegistry implements RunRegistry {
-	readonly inner = new MemoryRunRegistry({ maxRuns: Number.POSITIVE_INFINITY });
+// Records the size of every applyWrites batch; everything goes on to the memory registry.
+class BatchRecordingRegistry extends ForwardingRegistry {
 	readonly batches: number[] = [];
 
-	async applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
+	constructor() {
+		super(new MemoryRunRegistry({ maxRuns: Number.POSITIVE_INFINITY }));
+	}
+
+	override applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
 		this.batches.push(writes.length);
-		return this.inner.applyWrites(writes);
-	}
-
-	addRun(run: Run): Promise<void> {
-		return this.inner.addRun(run);
-	}
-
-	getRun(runId: string): Promise<Run | undefined> {
-		return this.inner.getRun(runId);
-	}
-
-	updateRun(runId: string, patch: RunPatch, options?: UpdateRunOptions): Promise<Run | undefined> {
-		return this.inner.updateRun(runId, patch, options);
-	}
-
-	listRuns(query?: RunQuery): Promise<RunPage> {
-		return this.inner.listRuns(query);
-	}
-
-	deleteRun(runId: string): Promise<boolean> {
-		return this.inner.deleteRun(runId);
-	}
-
-	cleanupOldRuns(maxAgeMs: number): Promise<number> {
-		return this.inner.cleanupOldRuns(maxAgeMs);
+		return super.applyWrites(writes);
 	}
 }
 

@@ -697,9 +697,9 @@ describe('shutdown of distributed managers', () => {
 
 describe('finding runs by id when managers share one MemoryRunRegistry', () => {
 	it('each manager finds its own runs and only those', async () => {
-		const registry = new MemoryRunRegistry();
-		const a = createManager({ instanceId: 'a' }, registry);
-		const b = createManager({ instanceId: 'b' }, registry);
+		// No bus: what is checked is who finds which run, not how a cancel travels.
+		const { nodes } = cluster(['a', 'b'], { bus: null });
+		const [a, b] = [node(nodes, 'a'), node(nodes, 'b')];
 		const taskA = controlledTask();
 		const taskB = controlledTask();
 		const runA = a.manager.startTask({ moduleId: 'm' }, taskA.fn);
@@ -734,9 +734,9 @@ describe('finding runs by id when managers share one MemoryRunRegistry', () => {
 	});
 
 	it('keeps apart a deleted run still held by one manager and a new run of the same id started by another: the first one\'s cancel never lands on the second\'s record', async () => {
-		const registry = new MemoryRunRegistry();
-		const a = createManager({ instanceId: 'a' }, registry);
-		const b = createManager({ instanceId: 'b' }, registry);
+		// No bus: what is checked is who finds which run, not how a cancel travels.
+		const { registry, nodes } = cluster(['a', 'b'], { bus: null });
+		const [a, b] = [node(nodes, 'a'), node(nodes, 'b')];
 		const taskA = controlledTask();
 		const taskB = controlledTask();
 		a.manager.startTask({ moduleId: 'm', runId: 'shared' }, taskA.fn);

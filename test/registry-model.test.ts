@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 
 import { IllegalTransitionError } from '../src/errors.js';
 import { MemoryRunRegistry } from '../src/memory-registry.js';
-import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult } from '../src/registry.js';
+import type { RunPage, RunQuery, RunRegistry } from '../src/registry.js';
 import { isLegalTransition, type Run, type RunPatch } from '../src/run.js';
+import { ForwardingRegistry } from './support/forwarding-registry.js';
 import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
 import { FULL_SUITE, MODEL_TRANSITIONS, STATUSES, assertRegistriesMatchModel, modelIsLegal, sequenceCount } from './support/registry-model.js';
 
@@ -56,50 +57,12 @@ describe('MemoryRunRegistry against the registry model', () => {
  * MemoryRunRegistry wrappers has one planted defect.
  */
 describe('the registry model check catches planted defects', () => {
-	// Forwards every method to a MemoryRunRegistry, but for the overrides.
-	class Wrapped implements RunRegistry {
-		readonly inner = new MemoryRunRegistry();
-		addRun(run: Run): Promise<void> {
-			return this.inner.addRun(run);
-		}
-		getRun(runId: string): Promise<Run | undefined> {
-			return this.inner.getRun(runId);
-		}
-		getRuns(runIds: readonly string[]): Promise<Array<Run | undefined>> {
-			return this.inner.getRuns(runIds);
-		}
-		updateRun(runId: string, patch: RunPatch, options?: { ifStatus?: Run['status'] | readonly Run['status'][] }): Promise<Run | undefined> {
-			return this.inner.updateRun(runId, patch, options);
-		}
-		listRuns(query?: RunQuery): Promise<RunPage> {
-			return this.inner.listRuns(query);
-		}
-		deleteRun(runId: string): Promise<boolean> {
-			return this.inner.deleteRun(runId);
-		}
-		cleanupOldRuns(maxAgeMs: number): Promise<number> {
-			return this.inner.cleanupOldRuns(maxAgeMs);
-		}
-		applyWrites(writes: readonly RunWrite[]): Promise<RunWriteResult[]> {
-			return this.inner.applyWrites(writes);
-		}
-		heartbeat(ownerId: string, ttlMs: number): Promise<void> {
-			return this.inner.heartbeat(ownerId, ttlMs);
-		}
-		releaseOwner(ownerId: string): Promise<void> {
-			return this.inner.releaseOwner(ownerId);
-		}
-		reapOrphans(): Promise<string[]> {
-			return this.inner.reapOrphans();
-		}
-	}
-
 	// A fixed seed: whether a defect is found must not depend on the day's luck.
 	const check = (create: () => RunRegistry) =>
 		assertRegistriesMatchModel({ numRuns: 1_000, seed: 20_251_126, flavors: ['default'], open: async () => [{ name: 'planted defect', registry: create() }] });
 
 	it('an update that stores an illegal transition instead of refusing it', async () => {
-		class StoresIllegal extends Wrapped {
+		class StoresIllegal extends ForwardingRegistry {
 			override async updateRun(runId: string, patch: RunPatch, options?: { ifStatus?: Run['status'] | readonly Run['status'][] }): Promise<Run | undefined> {
 				try {
 					return await this.inner.updateRun(runId, patch, options);
@@ -117,7 +80,7 @@ describe('the registry model check catches planted defects', () => {
 	});
 
 	it('paging that loses the run a page ends on', async () => {
-		class SkipsOne extends Wrapped {
+		class SkipsOne extends ForwardingRegistry {
 			override async listRuns(query: RunQuery = {}): Promise<RunPage> {
 				const page = await this.inner.listRuns(query);
 				return page.nextCursor === undefined ? page : { runs: page.runs.slice(0, -1), nextCursor: page.nextCursor };
@@ -127,7 +90,7 @@ describe('the registry model check catches planted defects', () => {
 	});
 
 	it('a listing that ignores the itemId filter when a status filter is given too', async () => {
-		class LoosePlan extends Wrapped {
+		class LoosePlan extends ForwardingRegistry {
 			override listRuns(query: RunQuery = {}): Promise<RunPage> {
 				if (query.status === undefined || query.itemId === undefined) return this.inner.listRuns(query);
 				const { itemId: _itemId, ...rest } = query;
@@ -138,7 +101,7 @@ describe('the registry model check catches planted defects', () => {
 	});
 
 	it('a terminal run that a later update still changes', async () => {
-		class TouchesTerminal extends Wrapped {
+		class TouchesTerminal extends ForwardingRegistry {
 			override async updateRun(runId: string, patch: RunPatch, options?: { ifStatus?: Run['status'] | readonly Run['status'][] }): Promise<Run | undefined> {
 				const run = await this.inner.getRun(runId);
 				if (run !== undefined && ['completed', 'failed', 'cancelled'].includes(run.status) && options?.ifStatus === undefined && patch.status === undefined) {

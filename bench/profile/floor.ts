@@ -8,15 +8,14 @@
  *   node --expose-gc --import tsx bench/profile/floor.ts [count] [--views]
  */
 import { EventEmitter } from 'eventemitter3';
-import pLimit from 'p-limit';
 
 import { generateRunId } from '../../src/run-id.js';
 import { trivialTask } from '../workload.js';
+import { alternateWithPLimit } from './alternate.js';
 
 const args = process.argv.slice(2);
 const count = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 100_000);
 const views = args.includes('--views');
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
 interface FloorRecord {
 	readonly id: string;
@@ -82,15 +81,6 @@ class FloorTracker extends EventEmitter {
 	}
 }
 
-async function timePLimit(): Promise<number> {
-	const limit = pLimit(16);
-	const start = process.hrtime.bigint();
-	const promises: Array<Promise<unknown>> = [];
-	for (let index = 0; index < count; index++) promises.push(limit(trivialTask));
-	await Promise.all(promises);
-	return Number(process.hrtime.bigint() - start) / 1e3 / count;
-}
-
 async function timeFloor(): Promise<number> {
 	const tracker = new FloorTracker();
 	let events = 0;
@@ -103,12 +93,4 @@ async function timeFloor(): Promise<number> {
 	return perTask;
 }
 
-await timePLimit();
-await timeFloor();
-for (let round = 0; round < 7; round++) {
-	gc();
-	const a = await timePLimit();
-	gc();
-	const b = await timeFloor();
-	console.log(`round ${round + 1}: p-limit(16) ${a.toFixed(2)} µs, floor${views ? ' (fresh views)' : ''} ${b.toFixed(2)} µs, ratio ${(b / a).toFixed(2)}×`);
-}
+await alternateWithPLimit({ count, concurrency: 16, rounds: 7, name: `floor${views ? ' (fresh views)' : ''}`, contender: timeFloor });

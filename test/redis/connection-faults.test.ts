@@ -57,6 +57,10 @@ async function rig(): Promise<{ server: RedisServer; proxy: TcpProxy; viaProxy: 
 	cleanup.defer(() => viaProxy.disconnect());
 	const direct = faultTolerantClient(server.url, []);
 	cleanup.defer(() => direct.disconnect());
+	// Both connected and past their ready check (an INFO each): a MONITOR started after this sees no
+	// feed line while ioredis is still switching the connection, which it would take for a reply
+	// ("Command queue state error", seen once in CI when a ready check's INFO came in then).
+	await Promise.all([viaProxy.ping(), direct.ping()]);
 	return { server, proxy, viaProxy, direct, clientErrors };
 }
 
@@ -344,7 +348,7 @@ describe.skipIf(redisUrl === null)('connection faults between a manager and Redi
 	it('(b) Redis slowed by the proxy — 200 ms, then 2 s added per direction and chunk: at most 1 heartbeat (interval 500 ms) and 1 reap in flight, 1 terminal write and 1 terminal event per run, 30/30 runs COMPLETED', async () => {
 		const { proxy, viaProxy, direct } = await rig();
 		// What reaches Redis: the lease renewals (SET … PX) as MONITOR on a direct connection sees them.
-		// Started before any traffic: ioredis mistakes a feed line that arrives while it is still
+		// Started before any traffic of this test (rig() waited for both clients' ready checks): ioredis mistakes a feed line that arrives while it is still
 		// switching the connection to MONITOR for a reply ("Command queue state error").
 		const monitor = await direct.monitor();
 		cleanup.defer(() => monitor.disconnect());
