@@ -267,11 +267,9 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (patch.progress !== undefined) entry.progress = storeValue(patch.progress);
 		if (patch.result !== undefined) entry.result = storeValue(patch.result);
 		if (patch.error !== undefined) entry.error = storeValue(patch.error);
-		if (patch.startedAt !== undefined) entry.startedAt = patch.startedAt;
-		if (patch.completedAt !== undefined) entry.completedAt = patch.completedAt;
 		if (patch.ownerId !== undefined) entry.ownerId = patch.ownerId;
 		if (patch.metadata !== undefined) entry.metadata = storeValue(patch.metadata);
-		if (now > entry.updatedAt) entry.updatedAt = now;
+		entry.stamp(patch.startedAt, patch.completedAt, now);
 
 		if (to !== from) {
 			leave(this.#byStatus, from);

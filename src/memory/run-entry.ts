@@ -108,24 +108,24 @@ export class RunEntry {
 		return expandTime(this.#updated, this.createdAt);
 	}
 
-	set updatedAt(time: number) {
-		this.#updated = compactTime(time, this.createdAt);
-	}
-
 	get startedAt(): number | undefined {
 		return this.#started === undefined ? undefined : expandTime(this.#started, this.createdAt);
-	}
-
-	set startedAt(time: number | undefined) {
-		this.#started = time === undefined ? undefined : compactTime(time, this.createdAt);
 	}
 
 	get completedAt(): number | undefined {
 		return this.#completed === undefined ? undefined : expandTime(this.#completed, this.createdAt);
 	}
 
-	set completedAt(time: number | undefined) {
-		this.#completed = time === undefined ? undefined : compactTime(time, this.createdAt);
+	/**
+	 * Sets `startedAt` and `completedAt` where given, and moves `updatedAt` to `now` unless it is
+	 * later already (it never moves back). One call rather than four accessors: numbers that are
+	 * not small integers cross a call boxed, and a patch's times are all of that kind.
+	 */
+	stamp(startedAt: number | undefined, completedAt: number | undefined, now: number): void {
+		const createdAt = this.createdAt;
+		if (startedAt !== undefined) this.#started = compactTime(startedAt, createdAt);
+		if (completedAt !== undefined) this.#completed = compactTime(completedAt, createdAt);
+		if (now > expandTime(this.#updated, createdAt)) this.#updated = compactTime(now, createdAt);
 	}
 
 	get moduleName(): string | undefined {
