@@ -77,7 +77,10 @@ export class ActiveRuns {
 		else this.#byId.delete(execution.runId);
 	}
 
-	/** The runs in the order they were started. Runs may be deleted meanwhile: those are skipped. */
+	/**
+	 * The runs in the order they were started. Runs may be deleted meanwhile: those are skipped. (Runs
+	 * added meanwhile may be missed; no caller adds any while it iterates.)
+	 */
 	*values(): IterableIterator<Execution> {
 		for (let execution = this.#first; execution !== undefined; execution = execution.next) {
 			if (!execution.forgotten) yield execution;

@@ -236,7 +236,8 @@ export class MemoryRunRegistry implements RunRegistry {
 		else this.#orphanSlots.set(slot.runId, left);
 	}
 
-	// `run` is checked unless it comes from a manager; `mayExist` is false only for the first add of an id the manager generated.
+	// Adds `run`, checked by the caller (or built by a manager from input it checked). `mayExist` is
+	// false only for the first add of an id the manager generated: no stored run can hold it.
 	#add(run: Run, mayExist: boolean): RunEntry {
 		this.#assertResultSize(run.result);
 		if (mayExist && this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
