@@ -64,8 +64,6 @@ export class RunWriter {
 	// are one write per run (a run started on a free slot is added as RUNNING in one write) and
 	// one batch for all runs.
 	#scheduled: Execution[] = [];
-	// The writes of one synchronous write, reused (see #writeNow).
-	readonly #nowWrites: Array<RunWrite | undefined> = [undefined, undefined];
 	readonly #flushScheduled = (): void => {
 		const scheduled = this.#scheduled;
 		this.#scheduled = [];
@@ -142,15 +140,12 @@ export class RunWriter {
 	#writeNow(execution: Execution, now: WriteNow): void {
 		const patch = execution.pending as RunPatch;
 		execution.pending = undefined;
-		// One array for every call: the registry's synchronous write cannot call back into the writer.
-		const writes = this.#nowWrites;
+		const writes: RunWrite[] = [];
 		const count = putWrites(execution, patch, writes, 0);
 		for (let index = 0; index < count; index++) {
 			const write = writes[index] as RunWrite;
-			writes[index] = undefined;
 			const result = now(write, execution);
 			if (result.outcome !== 'applied') {
-				writes[1] = undefined;
 				execution.busy = true;
 				this.#busy++;
 				this.#slowPath(execution, patch, result, write, index === count - 1);
@@ -428,12 +423,12 @@ export class RunWriter {
 }
 
 /**
- * Puts the writes that store `patch` at `writes[at]` on, and returns how many: the whole view when the run was never added, else a
- * compare-and-set against what was last stored (an adopted record was added QUEUED by the
- * caller). A run that started and ended before its start was written needs two: queued →
- * completed is not a step, so the start goes first.
+ * Puts the writes that store `patch` at `writes[at]` on, and returns how many: the whole view when
+ * the run was never added, else a compare-and-set against what was last stored (an adopted record
+ * was added QUEUED by the caller). A run that started and ended before its start was written needs
+ * two: queued → completed is not a step, so the start goes first.
  */
-function putWrites(execution: Execution, patch: RunPatch, writes: Array<RunWrite | undefined>, at: number): 1 | 2 {
+function putWrites(execution: Execution, patch: RunPatch, writes: RunWrite[], at: number): 1 | 2 {
 	if (execution.stored === undefined && !execution.adopted) {
 		writes[at] = { type: 'add', run: sentView(execution) };
 		return 1;

@@ -19,7 +19,7 @@ import {
 	type TaskContext,
 } from '../src/index.js';
 import { MAX_ERROR_MESSAGE_LENGTH, MAX_ERROR_STACK_LENGTH } from '../src/error-info.js';
-import { cappedLength, cutTail, thrownBy } from './support/bad-input.js';
+import { cappedLength, cutTail, expectOneAccepted, startConcurrently, thrownBy } from './support/bad-input.js';
 import { deferred } from './support/deferred.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
@@ -34,36 +34,12 @@ describe('duplicate run ids', () => {
 	it('100 concurrent startTask calls with one runId: the task runs once, the 99 others throw RunExistsError synchronously', async () => {
 		const { manager, registry, events } = createManager();
 		const gate = deferred();
-		let calls = 0;
-		const outcomes = await Promise.all(
-			Array.from({ length: 100 }, async (_, index) => {
-				await Promise.resolve();
-				try {
-					return manager.startTask({ runId: 'dup', moduleId: 'import', parameters: { index } }, async () => {
-						calls++;
-						await gate.promise;
-						return { by: index };
-					});
-				} catch (error) {
-					return error;
-				}
-			}),
-		);
-
-		const accepted = outcomes.filter((outcome) => outcome === 'dup');
-		const refused = outcomes.filter((outcome) => outcome !== 'dup');
-		expect(accepted).toHaveLength(1);
-		expect(refused).toHaveLength(99);
-		for (const error of refused) {
-			expect(error).toBeInstanceOf(RunExistsError);
-			expect(error).toMatchObject({ name: 'RunExistsError', code: 'ERR_RUN_EXISTS', runId: 'dup' });
-		}
-
+		const { outcomes, calls } = await startConcurrently(manager, 'dup', 100, gate.promise);
 		// The refusals did not disturb the accepted run: it is the first caller's, and it runs.
-		const winner = outcomes.indexOf('dup');
+		const winner = expectOneAccepted(outcomes, 'dup');
 		gate.resolve();
 		await manager.waitAll({ timeoutMs: 5_000 });
-		expect(calls).toBe(1);
+		expect(calls()).toBe(1);
 		expect(await registry.getRun('dup')).toMatchObject({ status: 'completed', parameters: { index: winner }, result: { by: winner } });
 		expect((await registry.listRuns()).runs).toHaveLength(1);
 		expect(events.names('dup')).toEqual(['queued', 'started', 'completed']);

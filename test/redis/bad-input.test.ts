@@ -26,7 +26,7 @@ import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js
 import { deferred } from '../support/deferred.js';
 import { failOnUnhandledErrorsAfterEach } from '../support/process-traps.js';
 import { connect, redisUrl, scanKeys, uniquePrefix } from './support.js';
-import { cappedLength, cutTail, thrownBy } from '../support/bad-input.js';
+import { cappedLength, cutTail, expectOneAccepted, startConcurrently, thrownBy } from '../support/bad-input.js';
 
 let client: Redis;
 
@@ -78,31 +78,11 @@ describe.skipIf(redisUrl === null)('bad input on the Redis registry', () => {
 		it('100 concurrent startTask calls with one runId on one manager: the task runs once, the 99 others throw RunExistsError synchronously; one record', async () => {
 			const { manager, registry, errors, prefix } = node({ instanceId: 'instance-a' });
 			const gate = deferred();
-			let calls = 0;
-			const outcomes = await Promise.all(
-				Array.from({ length: 100 }, async (_, index) => {
-					await Promise.resolve();
-					try {
-						return manager.startTask({ runId: 'dup', moduleId: 'import', parameters: { index } }, async () => {
-							calls++;
-							await gate.promise;
-							return { by: index };
-						});
-					} catch (error) {
-						return error;
-					}
-				}),
-			);
-			const refused = outcomes.filter((outcome) => outcome !== 'dup');
-			expect(outcomes.filter((outcome) => outcome === 'dup')).toHaveLength(1);
-			expect(refused).toHaveLength(99);
-			for (const error of refused) expect(error).toMatchObject({ name: 'RunExistsError', code: 'ERR_RUN_EXISTS', runId: 'dup' });
-			expect(refused.every((error) => error instanceof RunExistsError)).toBe(true);
-
-			const winner = outcomes.indexOf('dup');
+			const { outcomes, calls } = await startConcurrently(manager, 'dup', 100, gate.promise);
+			const winner = expectOneAccepted(outcomes, 'dup');
 			gate.resolve();
 			expect(await manager.waitAll({ timeoutMs: 5_000 })).toEqual({ settled: true, pending: [] });
-			expect(calls).toBe(1);
+			expect(calls()).toBe(1);
 			expect(await registry.getRun('dup')).toMatchObject({ status: 'completed', parameters: { index: winner }, result: { by: winner } });
 			expect((await registry.listRuns()).runs.map((run) => run.runId)).toEqual(['dup']);
 			expect((await scanKeys(client, prefix)).filter((key) => key.startsWith(`${prefix}:run:`))).toEqual([`${prefix}:run:dup`]);
