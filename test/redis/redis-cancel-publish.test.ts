@@ -12,22 +12,10 @@ import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js
 import type { Run } from '../../src/run.js';
 import { failOnUnhandledErrorsAfterEach } from '../support/process-traps.js';
 import { RedisServer } from '../support/redis-server.js';
-import { connect, eventually, redisUrl, uniquePrefix } from './support.js';
+import { T0, connect, eventually, makeRun, redisUrl, uniquePrefix } from './support.js';
 
-const T0 = 1_700_000_000_000;
-let counter = 0;
-const makeRun = (overrides: Partial<Run> = {}): Run => ({
-	runId: `run-${++counter}`,
-	moduleId: 'mod',
-	status: 'running',
-	priority: 'normal',
-	parameters: {},
-	createdAt: T0,
-	updatedAt: T0,
-	startedAt: T0,
-	ownerId: 'elsewhere',
-	...overrides,
-});
+// Stored RUNNING by another instance, as the manager leaves a run it executes.
+const runningRun = (overrides: Partial<Run> = {}): Run => makeRun({ status: 'running', parameters: {}, startedAt: T0, ownerId: 'elsewhere', ...overrides });
 
 const CANCEL = { status: 'cancelled', error: { name: 'CancelledError', message: 'stop' }, completedAt: T0 + 5 } as const;
 const ACTIVE = { ifStatus: ['queued', 'running'] } as const;
@@ -151,7 +139,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 			const bus = new RedisCancellationBus({ client, prefix });
 			const raw = await listen(bus.channel);
 			try {
-				const run = makeRun();
+				const run = runningRun();
 				await registry.addRun(run);
 				const publication = bus.prepare({ type: 'cancel', runId: run.runId, reason: 'stop' });
 				const cancelled = await registry.updateRunAndPublish(run.runId, CANCEL, ACTIVE, publication);
@@ -163,7 +151,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 				// Missed: already cancelled, an unknown run, an ifStatus that does not match, an empty ifStatus.
 				expect(await registry.updateRunAndPublish(run.runId, CANCEL, ACTIVE, publication)).toBeUndefined();
 				expect(await registry.updateRunAndPublish('unknown', CANCEL, ACTIVE, publication)).toBeUndefined();
-				const queued = makeRun({ status: 'queued' });
+				const queued = runningRun({ status: 'queued' });
 				await registry.addRun(queued);
 				expect(await registry.updateRunAndPublish(queued.runId, CANCEL, { ifStatus: 'running' }, publication)).toBeUndefined();
 				expect(await registry.updateRunAndPublish(queued.runId, CANCEL, { ifStatus: [] }, publication)).toBeUndefined();
@@ -208,7 +196,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 					},
 					(error) => errors.push(error),
 				);
-				const run = makeRun();
+				const run = runningRun();
 				await registry.addRun(run);
 				expect(canceller.sharesServerWith(registry.client)).toBe(true);
 				await registry.updateRunAndPublish(run.runId, CANCEL, ACTIVE, canceller.prepare({ type: 'cancel', runId: run.runId, reason: 'stop', origin: 'b' }));
@@ -235,7 +223,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 			const errors: Error[] = [];
 			try {
 				await owner.subscribe((command) => commands.push(command), (error) => errors.push(error));
-				const runs = [makeRun(), makeRun(), makeRun()];
+				const runs = [runningRun(), runningRun(), runningRun()];
 				for (const run of runs) await registry.addRun(run);
 				for (const run of runs) {
 					const publication = canceller.prepare({ type: 'cancel', runId: run.runId, reason: 'signed' });
@@ -245,7 +233,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 				}
 				await eventually('three cancels', () => commands.length === 3);
 				// Signed with another key: published (the compare-and-set applied) and rejected by the owner.
-				const forged = makeRun();
+				const forged = runningRun();
 				await registry.addRun(forged);
 				await registry.updateRunAndPublish(forged.runId, CANCEL, ACTIVE, stranger.prepare({ type: 'cancel', runId: forged.runId }));
 				await eventually('the forged message to be rejected', () => errors.length === 1);
@@ -269,7 +257,7 @@ describe.skipIf(redisUrl === null)('cancel in one round trip', () => {
 					const prefix = uniquePrefix();
 					const registry = new RedisRunRegistry({ client: limited, prefix });
 					const bus = new RedisCancellationBus({ client: limited, prefix });
-					const run = makeRun();
+					const run = runningRun();
 					await registry.addRun(run);
 					await expect(registry.updateRunAndPublish(run.runId, CANCEL, ACTIVE, bus.prepare({ type: 'cancel', runId: run.runId }))).rejects.toThrow(/NOPERM|can't publish/i);
 					expect(await registry.getRun(run.runId)).toEqual(run);

@@ -9,23 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultTooLargeError } from '../../src/errors.js';
 import { RedisRunRegistry } from '../../src/redis/index.js';
 import type { Run } from '../../src/run.js';
-import { connect, eventually, redisUrl, uniquePrefix } from './support.js';
+import { T0, connect, eventually, makeRun, redisUrl, uniquePrefix } from './support.js';
 
-const T0 = 1_700_000_000_000;
-let counter = 0;
-const uid = (label: string): string => `${label}-${++counter}`;
-
-const makeRun = (overrides: Partial<Run> = {}): Run => ({
-	runId: uid('run'),
-	moduleId: 'mod',
-	status: 'running',
-	priority: 'normal',
-	parameters: {},
-	createdAt: T0,
-	updatedAt: T0,
-	startedAt: T0,
-	...overrides,
-});
+// Stored RUNNING, as the manager leaves a run it executes.
+const runningRun = (overrides: Partial<Run> = {}): Run => makeRun({ status: 'running', parameters: {}, startedAt: T0, ...overrides });
 
 describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 	let client: Redis;
@@ -65,11 +52,11 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 		// '"' + 49 × 'é' (2 bytes each) + '"' = 100 bytes, though only 51 characters.
 		const fits = 'é'.repeat(49);
 		const over = `${fits}x`;
-		const run = makeRun();
+		const run = runningRun();
 		await registry.addRun(run);
 		expect(await registry.updateRun(run.runId, { status: 'completed', result: fits })).toMatchObject({ result: fits });
 
-		const other = makeRun();
+		const other = runningRun();
 		await registry.addRun(other);
 		const error = await registry.updateRun(other.runId, { status: 'completed', result: over }).catch((caught: unknown) => caught);
 		expect(error).toBeInstanceOf(ResultTooLargeError);
@@ -83,12 +70,12 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 		const marker = `big-${uniquePrefix()}`;
 		const big = { marker, pad: 'x'.repeat(2_000) };
 		const small = { marker };
-		const running = makeRun();
+		const running = runningRun();
 		await registry.addRun(running);
-		const addedBig = makeRun({ status: 'completed', result: big, completedAt: T0 + 1 });
-		const batchedOk = makeRun();
+		const addedBig = runningRun({ status: 'completed', result: big, completedAt: T0 + 1 });
+		const batchedOk = runningRun();
 		// Redis has the script: its one call below is an EVALSHA, never followed by an EVAL.
-		await registry.applyWrites([{ type: 'add', run: makeRun() }]);
+		await registry.applyWrites([{ type: 'add', run: runningRun() }]);
 
 		const commands = await monitored(async () => {
 			await expect(registry.addRun(addedBig)).rejects.toMatchObject({ name: 'ResultTooLargeError', maxBytes: 1_000 });
@@ -125,7 +112,7 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 	it('caps the result only: parameters, metadata and progress may be larger', async () => {
 		const registry = new RedisRunRegistry({ client, prefix: uniquePrefix(), maxResultBytes: 10 });
 		const large = { text: 'y'.repeat(1_000) };
-		const run = makeRun({ parameters: large, metadata: large });
+		const run = runningRun({ parameters: large, metadata: large });
 		await registry.addRun(run);
 		expect(await registry.updateRun(run.runId, { progress: { percent: 1, message: 'z'.repeat(1_000) }, metadata: large, result: 12_345 })).toMatchObject({ result: 12_345 });
 		await expect(registry.updateRun(run.runId, { result: 123_456_789_012 })).rejects.toMatchObject({ name: 'ResultTooLargeError', bytes: 12, maxBytes: 10 });
@@ -137,15 +124,15 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 		const atCap = 'a'.repeat(1_048_576 - 2);
 		const overCap = 'a'.repeat(1_048_576 - 1);
 		for (const registry of [byDefault, unlimited]) {
-			const run = makeRun();
+			const run = runningRun();
 			await registry.addRun(run);
 			expect((await registry.updateRun(run.runId, { result: atCap }))?.result).toBe(atCap);
 		}
-		const run = makeRun();
+		const run = runningRun();
 		await byDefault.addRun(run);
 		await expect(byDefault.updateRun(run.runId, { result: overCap })).rejects.toMatchObject({ name: 'ResultTooLargeError', bytes: 1_048_577, maxBytes: 1_048_576 });
 		const twoMiB = 'b'.repeat(2 * 1_048_576);
-		const added = makeRun({ status: 'completed', result: twoMiB, completedAt: T0 + 1 });
+		const added = runningRun({ status: 'completed', result: twoMiB, completedAt: T0 + 1 });
 		await unlimited.addRun(added);
 		expect((await unlimited.getRun(added.runId))?.result).toBe(twoMiB);
 	});
