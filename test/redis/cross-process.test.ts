@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { BackgroundTaskManager, type BackgroundTaskManagerOptions, type Run } from '../../src/index.js';
 import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js';
-import { FixtureProcess } from './fixtures/child.js';
+import { FixtureProcess, killAll } from './fixtures/child.js';
 import type { OwnerCommand, OwnerConfig, OwnerMessage } from './fixtures/owner.js';
 import { connect, redisUrl, uniquePrefix } from './support.js';
 
@@ -101,13 +101,8 @@ describe.skipIf(redisUrl === null)('runledger across processes (owner in a child
 		await client.quit();
 	});
 	afterEach(async () => {
-		const fatal: string[] = [];
-		for (const owner of owners.splice(0)) {
-			// SIGKILL works on a stopped process too.
-			owner.signal('SIGKILL');
-			await owner.exited.catch(() => undefined);
-			for (const message of owner.all('fatal')) fatal.push(`${owner.config.instanceId}: ${message.kind}: ${message.stack ?? message.message}`);
-		}
+		// SIGKILL works on a stopped process too.
+		const fatal = await killAll(owners);
 		await Promise.all(managers.splice(0).map((manager) => manager.shutdown({ graceMs: 0, abortGraceMs: 100 })));
 		expect(fatal, 'no owner process had an unhandled rejection or uncaught exception').toEqual([]);
 	});

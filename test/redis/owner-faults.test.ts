@@ -21,7 +21,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BackgroundTaskManager, type BackgroundTaskManagerOptions, type Run } from '../../src/index.js';
 import { RedisRunRegistry } from '../../src/redis/index.js';
 import { failOnUnhandledErrorsAfterEach } from '../support/process-traps.js';
-import { FixtureProcess, root } from './fixtures/child.js';
+import { FixtureProcess, killAll, root } from './fixtures/child.js';
 import type { LeaseOwnerCommand, LeaseOwnerConfig, LeaseOwnerMessage, RunEvent } from './fixtures/lease-owner.js';
 import { connect, redisUrl, uniquePrefix } from './support.js';
 
@@ -118,11 +118,7 @@ describe.skipIf(redisUrl === null)('owner faults: blocked event loop, skewed clo
 		await client.quit();
 	});
 	afterEach(async () => {
-		const fatal: string[] = [];
-		for (const owner of owners.splice(0)) {
-			await owner.kill();
-			for (const message of owner.all('fatal')) fatal.push(`${owner.name}: ${message.kind}: ${message.stack ?? message.message}`);
-		}
+		const fatal = await killAll(owners);
 		await Promise.all(managers.splice(0).map((manager) => manager.shutdown({ graceMs: 0, abortGraceMs: 100 })));
 		expect(fatal, 'no owner process had an unhandled rejection or uncaught exception').toEqual([]);
 	});
