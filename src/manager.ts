@@ -30,6 +30,7 @@ import {
 } from './options.js';
 import { isValidId } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry } from './registry.js';
+import { type NewRunId, newRunId } from './registry-internals.js';
 import { generateRunId } from './run-id.js';
 import { RunQueue } from './run-queue.js';
 import { changedView } from './run-view.js';
@@ -142,6 +143,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	readonly #options: ResolvedOptions;
 	readonly #writer: RunWriter;
 	readonly #queue = new RunQueue<Execution>();
+	// Makes the ids of runs created here: the registry's own kind when it has one (see `newRunId`).
+	readonly #newId: NewRunId;
 
 	// Every run not yet done: active, draining (terminal but still executing) or with writes outstanding.
 	readonly #runs: ActiveRuns;
@@ -192,6 +195,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		super();
 		assertRegistry(registry);
 		this.#registry = registry;
+		const newId = (registry as Partial<Record<typeof newRunId, NewRunId>>)[newRunId];
+		this.#newId = typeof newId === 'function' ? newId.bind(registry) : generateRunId;
 		this.#runs = new ActiveRuns(registry);
 		this.#options = resolveOptions(options);
 		this.#tracksModules = this.#options.maxQueued !== Number.POSITIVE_INFINITY || this.#options.concurrencyByModule.size > 0;
@@ -489,7 +494,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 	#createRun(input: StartTaskInput<unknown>): Run {
 		// A generated id is valid by construction: only the caller's is checked.
-		const runId = input.runId ?? generateRunId();
+		const runId = input.runId ?? this.#newId();
 		if (input.runId !== undefined && !isValidId(runId)) throw new ValidationError('run.runId', 'a string of 1 to 256 printable characters', runId);
 		if (this.#validModuleId === undefined || input.moduleId !== this.#validModuleId) {
 			if (!isValidId(input.moduleId)) throw new ValidationError('run.moduleId', 'a non-empty string of up to 256 printable characters', input.moduleId);

@@ -7,9 +7,10 @@ import { IllegalTransitionError, RunExistsError, ValidationError } from './error
 import { storeValue } from './memory/copy-value.js';
 import { OrderedIndex } from './memory/ordered-index.js';
 import { RunEntry } from './memory/run-entry.js';
+import { RunTable } from './memory/run-table.js';
 import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
-import { applyWriteNow, findSlot, releaseSlot, type WriteSlot } from './registry-internals.js';
+import { applyWriteNow, findSlot, newRunId, releaseSlot, type WriteSlot } from './registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
 import { RunStatus, isLegalTransition, isTerminalStatus, type Run, type RunPatch } from './run.js';
 
@@ -81,7 +82,7 @@ const ownerLiveness =
  */
 export class MemoryRunRegistry implements RunRegistry {
 	// Every stored run by id; an entry here is never `removed`.
-	readonly #entries = new Map<string, RunEntry>();
+	readonly #entries = new RunTable<RunEntry>();
 	// Runs by current status; a run leaves its bucket when its status moves on. No empty buckets.
 	readonly #byStatus = new Map<RunStatus, OrderedIndex<RunEntry, Position>>();
 	// Runs by moduleId, in creation order. No empty buckets.
@@ -213,6 +214,11 @@ export class MemoryRunRegistry implements RunRegistry {
 		}
 	}
 
+	/** An id for a run a manager is about to add: one this registry stores and finds by an array access (see `RunTable`). */
+	[newRunId](): string {
+		return this.#entries.newId();
+	}
+
 	/** The slot of `owner` linked to run `runId` (see `WriteSlot`), if any. */
 	[findSlot](runId: string, owner: object): WriteSlot | undefined {
 		const slot = this.#entries.get(runId)?.slot;
@@ -243,7 +249,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		if (mayExist && this.#entries.has(run.runId)) throw new RunExistsError(run.runId);
 		this.#makeRoom();
 		const entry = new RunEntry(run, this.#nextSeq++);
-		this.#entries.set(entry.runId, entry);
+		this.#entries.set(entry);
 		join(this.#byStatus, entry.status, entry, statusLiveness);
 		join(this.#byModule, entry.moduleId, entry, storedLiveness);
 		if (entry.itemId !== undefined) join(this.#byItem, entry.itemId, entry, storedLiveness);
@@ -463,7 +469,7 @@ export class MemoryRunRegistry implements RunRegistry {
 			this.#orphanSlots.set(entry.runId, [...(this.#orphanSlots.get(entry.runId) ?? []), entry.slot]);
 			entry.slot = undefined;
 		}
-		this.#entries.delete(entry.runId);
+		this.#entries.delete(entry);
 		leave(this.#byStatus, entry.status);
 		leave(this.#byModule, entry.moduleId);
 		if (entry.itemId !== undefined) leave(this.#byItem, entry.itemId);

@@ -31,6 +31,14 @@ export interface WriteSlot {
 	linked: boolean;
 }
 
+/**
+ * An in-process registry's ids for new runs: the manager takes its generated ids from here, so
+ * that the registry can store and find those runs without hashing. (An id it hands out and never
+ * gets to store costs nothing.)
+ */
+export const newRunId: unique symbol = Symbol.for('runledger.newRunId/1') as never;
+export type NewRunId = () => string;
+
 /** Finds the slot of `owner` linked to run `runId`, even after the record was deleted; undefined when there is none. */
 export const findSlot: unique symbol = Symbol.for('runledger.findSlot/1') as never;
 export type FindSlot = (runId: string, owner: object) => WriteSlot | undefined;

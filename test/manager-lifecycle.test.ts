@@ -19,6 +19,7 @@ import {
 	type TaskContext,
 } from '../src/index.js';
 import { deferred, sleep, tick, until } from './support/deferred.js';
+import { ForwardingRegistry } from './support/forwarding-registry.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { RecordingLogger } from './support/logger.js';
 import { ConcurrencyMeter, controlledTask } from './support/tasks.js';
@@ -67,23 +68,28 @@ describe('startTask', () => {
 		expect(ids.size).toBe(50);
 	});
 
-	it('draws every character of every position of generated ids from the whole base64url alphabet, across pool refills', async () => {
-		const { manager } = createManager({ concurrency: 1 });
-		const blocker = controlledTask();
-		manager.startTask({ moduleId: 'm' }, blocker.fn);
-		// 6,400 ids (12 refills of the 512-id pool): each of the 64 characters is expected 100 times in each position.
-		const ids = Array.from({ length: 6400 }, () => manager.startTask({ moduleId: 'm' }, async () => 1));
-		expect(new Set(ids).size).toBe(ids.length);
-		for (let position = 0; position < 20; position++) {
-			const counts = new Map<string, number>();
-			for (const id of ids) counts.set(id[position]!, (counts.get(id[position]!) ?? 0) + 1);
-			expect(counts.size).toBe(64);
-			// A uniform draw falls below 40 with a probability of about 1e-12 per character and position.
-			expect(Math.min(...counts.values())).toBeGreaterThan(40);
-		}
-		blocker.done.resolve(0);
-		await manager.waitAll();
-	});
+	// Ids a manager makes: all 20 characters random on any registry; on a MemoryRunRegistry the last
+	// 4 name the run's slot in the registry's table, and the first 16 (96 bits) are random.
+	for (const [registryKind, randomPositions] of [['a registry without ids of its own', 20], ['a MemoryRunRegistry', 16]] as const) {
+		it(`draws every random character of generated ids from the whole base64url alphabet, across pool refills (${registryKind})`, async () => {
+			const { manager } = createManager({ concurrency: 1 }, randomPositions === 20 ? new ForwardingRegistry() : new MemoryRunRegistry({ maxRuns: 10_000 }));
+			const blocker = controlledTask();
+			manager.startTask({ moduleId: 'm' }, blocker.fn);
+			// 6,400 ids (12 refills of the 512-id pool): each of the 64 characters is expected 100 times in each position.
+			const ids = Array.from({ length: 6400 }, () => manager.startTask({ moduleId: 'm' }, async () => 1));
+			expect(new Set(ids).size).toBe(ids.length);
+			for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{20}$/);
+			for (let position = 0; position < randomPositions; position++) {
+				const counts = new Map<string, number>();
+				for (const id of ids) counts.set(id[position]!, (counts.get(id[position]!) ?? 0) + 1);
+				expect(counts.size).toBe(64);
+				// A uniform draw falls below 40 with a probability of about 1e-12 per character and position.
+				expect(Math.min(...counts.values())).toBeGreaterThan(40);
+			}
+			blocker.done.resolve(0);
+			await manager.waitAll();
+		});
+	}
 
 	it('uses the runId given', () => {
 		const { manager } = createManager();

@@ -17,7 +17,7 @@ import { createMemoryManager, runMemory } from '../contenders/runledger-memory.j
 
 const args = process.argv.slice(2);
 const count = Number(args.find((arg) => /^\d+$/.test(arg)) ?? 100_000);
-const rounds = 3;
+const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 3);
 const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : 16;
 const session = args.includes('--alloc') ? new Session() : undefined;
 if (session !== undefined) {

@@ -1,0 +1,54 @@
+/**
+ * A/B of a library change: two bundles of `src/` (say, the last commit's and the working tree's)
+ * run the memory contender in alternated rounds in one process; the ratio B/A is taken per round.
+ * Same-process pairs are the only comparison this noisy machine allows, and the time taken is the
+ * process's CPU time (all threads, the garbage collector's included), which leaves out the time
+ * this VM's neighbours steal.
+ *
+ *   npx esbuild src/index.ts --bundle --platform=node --format=esm --loader:.lua=text --external:ioredis --outfile=.tmp/ab/a.mjs
+ *   (change src/) and the same with --outfile=.tmp/ab/b.mjs, then
+ *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited] [--rounds=N]
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import type * as Runledger from '../../src/index.js';
+import { LIFECYCLE_EVENTS } from '../contenders/naive-tracker.js';
+import { median } from '../stats.js';
+import { trivialTask } from '../workload.js';
+
+const args = process.argv.slice(2);
+const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : 16;
+const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 12);
+const count = 100_000;
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+const load = async (name: string): Promise<typeof Runledger> => (await import(pathToFileURL(resolve('.tmp/ab', `${name}.mjs`)).href)) as typeof Runledger;
+const [a, b] = [await load('a'), await load('b')];
+
+async function time(library: typeof Runledger): Promise<number> {
+	const registry = new library.MemoryRunRegistry({ maxRuns: 200_000 });
+	const manager = new library.BackgroundTaskManager(registry, concurrency === Number.POSITIVE_INFINITY ? {} : { concurrency });
+	for (const event of LIFECYCLE_EVENTS) manager.on(event, () => {});
+	gc();
+	const start = process.cpuUsage();
+	for (let index = 0; index < count; index++) manager.startTask({ moduleId: 'bench' }, trivialTask);
+	await manager.waitAll();
+	const { user, system } = process.cpuUsage(start);
+	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
+	return (user + system) / count;
+}
+
+await time(a);
+await time(b);
+const ratios: number[] = [];
+for (let round = 0; round < rounds; round++) {
+	// Alternate which goes first, so that neither always runs on the other's garbage.
+	const [first, second] = round % 2 === 0 ? [a, b] : [b, a];
+	const x = await time(first);
+	const y = await time(second);
+	const [ta, tb] = first === a ? [x, y] : [y, x];
+	ratios.push(tb / ta);
+	console.log(`round ${round + 1}: a ${ta.toFixed(2)} µs, b ${tb.toFixed(2)} µs of CPU, b/a ${(tb / ta).toFixed(3)}`);
+}
+console.log(`median b/a ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`);
