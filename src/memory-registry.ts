@@ -50,9 +50,6 @@ const MAX_LIMIT = 10_000;
 const STATUSES = Object.values(RunStatus);
 
 const byCreation = (a: Position, b: Position): number => a.createdAt - b.createdAt || a.seq - b.seq;
-// When a terminal run ended; fixed from then on, as terminal runs never change.
-const endOf = (entry: RunEntry): number => entry.completedAt ?? entry.updatedAt;
-const byEnd = (a: RunEntry, b: RunEntry): number => endOf(a) - endOf(b) || a.seq - b.seq;
 const isStored = (entry: RunEntry): boolean => !entry.removed;
 // Module and item never change, so staying stored is all it takes to stay in their buckets.
 const storedLiveness = (): ((entry: RunEntry) => boolean) => isStored;
@@ -92,7 +89,7 @@ export class MemoryRunRegistry implements RunRegistry {
 	// Runs by current ownerId, in creation order. No empty buckets.
 	readonly #byOwner = new Map<string, OrderedIndex<RunEntry, Position>>();
 	// Terminal runs by end time, oldest first: eviction and cleanup take from its front.
-	readonly #ended = new OrderedIndex<RunEntry>(byEnd, isStored);
+	readonly #ended = new OrderedIndex<RunEntry>(RunEntry.compareEnd, isStored);
 	// Owner leases: owner id → when its lease lapses (this process's clock is the registry's clock).
 	readonly #leases = new Map<string, number>();
 	// Slots of runs removed while linked (see `WriteSlot`), until their managers release them.
@@ -432,7 +429,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		}
 		const cutoff = Date.now() - maxAgeMs;
 		let removed = 0;
-		for (let oldest = this.#ended.first(); oldest !== undefined && endOf(oldest) < cutoff; oldest = this.#ended.first()) {
+		for (let oldest = this.#ended.first(); oldest !== undefined && oldest.endedAt < cutoff; oldest = this.#ended.first()) {
 			this.#remove(oldest);
 			removed++;
 		}
@@ -491,7 +488,7 @@ function join<K>(
 ): void {
 	let bucket = buckets.get(key);
 	if (bucket === undefined) {
-		bucket = new OrderedIndex<RunEntry, Position>(byCreation, liveness(key));
+		bucket = new OrderedIndex<RunEntry, Position>(RunEntry.compareCreation, liveness(key), byCreation);
 		buckets.set(key, bucket);
 	}
 	bucket.insert(entry);

@@ -185,6 +185,29 @@ describe('MemoryRunRegistry behaviour', () => {
 		expect([stored?.startedAt, stored?.completedAt]).toEqual([first.createdAt + 0.25, first.createdAt - 3e12]);
 	});
 
+	it('orders runs with times near now (stored as small distances) by createdAt when listing and by end when evicting', async () => {
+		const registry = new MemoryRunRegistry({ maxRuns: 5 });
+		const now = Date.now();
+		// Out of creation order, with a tie (broken by the order added), and ends out of creation order.
+		const spec = [
+			{ created: now + 30, ended: now + 100 },
+			{ created: now - 10, ended: now + 40 },
+			{ created: now + 5, ended: now + 70 },
+			{ created: now, ended: now + 10 },
+			{ created: now - 10, ended: now + 55 },
+		];
+		const runs = spec.map(({ created, ended }) => finished(ended, { createdAt: created, updatedAt: ended }));
+		for (const run of runs) await registry.addRun(run);
+		const byCreationNewestFirst = [0, 2, 3, 4, 1].map((index) => runs[index]!.runId);
+		expect(await listIds(registry)).toEqual(byCreationNewestFirst);
+		expect(await listIds(registry, { status: 'completed' })).toEqual(byCreationNewestFirst);
+		expect(await listIds(registry, { moduleId: 'render' })).toEqual(byCreationNewestFirst);
+
+		// Each add evicts the run that ended first: runs 3 (now + 10), then 1 (now + 40), then 4 (now + 55).
+		for (let index = 0; index < 3; index++) await registry.addRun(makeRun({ createdAt: now + 200 + index, updatedAt: now + 200 + index }));
+		expect(await Promise.all(runs.map(async (run) => (await registry.getRun(run.runId)) !== undefined))).toEqual([true, false, true, false, false]);
+	});
+
 	it('lists nothing for an empty status list', async () => {
 		const registry = new MemoryRunRegistry();
 		await registry.addRun(makeRun());

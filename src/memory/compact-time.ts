@@ -33,6 +33,11 @@ export function compactTime(time: number, origin: number): CompactTime {
 	return new ExactTime(time);
 }
 
+/** Whether `stored` is a distance from its origin (the common case) rather than a time kept as it is. */
+export function isDistance(stored: CompactTime): stored is number {
+	return typeof stored === 'number' && (stored | 0) === stored;
+}
+
 /** The time that {@link compactTime} stored as `stored` relative to `origin`. */
 export function expandTime(stored: CompactTime, origin: number): number {
 	if (typeof stored !== 'number') return stored.at;

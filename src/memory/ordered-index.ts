@@ -12,8 +12,10 @@ export class OrderedIndex<T extends K, K = T> {
 	#head = 0;
 	// How many items from #head on are dead: counted by markDead, un-counted by a re-insert.
 	#dead = 0;
-	// A total order: 0 only when both sides are the same item (or a probe at its position).
-	readonly #compare: (a: K, b: K) => number;
+	// A total order: 0 only when both sides are the same item.
+	readonly #compare: (a: T, b: T) => number;
+	// The same order between an item and a probe (a key that may not be an item).
+	readonly #compareKey: (item: T, probe: K) => number;
 	// Whether an item still belongs here; the owner flips it before calling markDead.
 	readonly #isLive: (item: T) => boolean;
 
@@ -21,10 +23,14 @@ export class OrderedIndex<T extends K, K = T> {
 	 * @param compare - Orders items ascending; must be 0 only for the same item.
 	 * @param isLive - Whether an item still belongs to this index. Must turn false before
 	 * `markDead()` is called for it, and stay true while it is live.
+	 * @param compareKey - The same order between an item and a probe, for {@link lowerBound};
+	 * `compare` when items are their own keys. (Two functions so that the one every insert calls
+	 * can be specialised for items.)
 	 */
-	constructor(compare: (a: K, b: K) => number, isLive: (item: T) => boolean) {
+	constructor(compare: (a: T, b: T) => number, isLive: (item: T) => boolean, compareKey: (item: T, probe: K) => number = compare as never) {
 		this.#compare = compare;
 		this.#isLive = isLive;
+		this.#compareKey = compareKey;
 	}
 
 	/** How many live items the index holds. */
@@ -64,7 +70,7 @@ export class OrderedIndex<T extends K, K = T> {
 		let high = items.length;
 		while (low < high) {
 			const middle = (low + high) >>> 1;
-			if (this.#compare(items[middle] as T, probe) < 0) low = middle + 1;
+			if (this.#compareKey(items[middle] as T, probe) < 0) low = middle + 1;
 			else high = middle;
 		}
 		return low;

@@ -8,7 +8,7 @@
  */
 import type { WriteSlot } from '../registry-internals.js';
 import type { Run, RunErrorInfo, RunPriority, RunProgress, RunStatus } from '../run.js';
-import { CREATION_ORIGIN, type CompactTime, compactTime, expandTime } from './compact-time.js';
+import { CREATION_ORIGIN, type CompactTime, compactTime, expandTime, isDistance } from './compact-time.js';
 import { cloneValue, storeValue } from './copy-value.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -72,6 +72,32 @@ export class RunEntry {
 		this.progress = storeValue(run.progress);
 		this.error = storeValue(run.error);
 		this.metadata = storeValue(run.metadata);
+	}
+
+	/**
+	 * Orders entries by creation time, then `seq`: as comparing `createdAt` would, without
+	 * expanding the compact times when both are distances from the same origin (every index insert
+	 * compares two entries).
+	 */
+	static compareCreation(a: RunEntry, b: RunEntry): number {
+		const x = a.#created;
+		const y = b.#created;
+		const order = isDistance(x) && isDistance(y) ? x - y : a.createdAt - b.createdAt;
+		return order || a.seq - b.seq;
+	}
+
+	/** Orders terminal entries by when they ended ({@link endedAt}), then `seq`. */
+	static compareEnd(a: RunEntry, b: RunEntry): number {
+		const x = a.#completed ?? a.#updated;
+		const y = b.#completed ?? b.#updated;
+		// Distances from each entry's own creation time: sums of small integers are exact.
+		const order = isDistance(x) && isDistance(y) && isDistance(a.#created) && isDistance(b.#created) ? a.#created + x - (b.#created + y) : a.endedAt - b.endedAt;
+		return order || a.seq - b.seq;
+	}
+
+	/** When a terminal run ended: `completedAt`, else `updatedAt`. Fixed from then on, as terminal runs never change. */
+	get endedAt(): number {
+		return this.completedAt ?? this.updatedAt;
 	}
 
 	get status(): RunStatus {
