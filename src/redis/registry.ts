@@ -58,7 +58,7 @@ export interface RedisRunRegistryOptions {
 type MutableRun = { -readonly [K in keyof Run]: Run[K] };
 
 const DEFAULT_LIMIT = 100;
-// Not stored, as it is what most runs have (see toFields and fromHash).
+// Not stored, as it is what most runs have (see otherFields and fromHash).
 const DEFAULT_PRIORITY = 'normal';
 const MAX_LIMIT = 10_000;
 const CLEANUP_BATCH = 1_000;
@@ -129,6 +129,7 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	 * @throws {ResultTooLargeError} When its `result` is over `maxResultBytes`; nothing is sent.
 	 */
 	async addRun(run: Run): Promise<void> {
+		assertRun(run);
 		const added = await this.#run(SCRIPTS.addRun, [this.#ttlArg, ...this.#addArgs(run)]);
 		if (added !== 1) throw new RunExistsError(run.runId);
 	}
@@ -208,7 +209,8 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 		for (let index = 0; index < writes.length; index++) {
 			const write = writes[index] as RunWrite;
 			try {
-				// As every registry checks a write: an update's ifStatus is one status, never absent.
+				// As every registry checks a write: an update's ifStatus is one status, never absent. (Checked
+				// once: the arguments are then built without checking again.)
 				assertRunWrite(write);
 				if (write.type === 'add') {
 					sent.push({ index, runId: write.run.runId, add: true, args: this.#addArgs(write.run) });
@@ -336,9 +338,9 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	/** Nothing to release: the client is the host's and stays open. */
 	async close(): Promise<void> {}
 
-	// The arguments of an add, as add-run.lua and apply-writes.lua take them (after the TTL).
+	// The arguments of an add of a checked run, as add-run.lua and apply-writes.lua take them (after the TTL).
 	#addArgs(run: Run): string[] {
-		const fields = toFields(run, this.#maxResultBytes);
+		const fields = otherFields(run, this.#maxResultBytes);
 		return [
 			run.runId,
 			run.status,
@@ -351,11 +353,11 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 		];
 	}
 
-	// The arguments of an update, as update-run.lua and apply-writes.lua take them (from the
-	// runId on); undefined when `ifStatus` is empty, which nothing can match. Checks in updateRun's
-	// order: the id, the patch, then `readIfStatus`.
+	// The arguments of an update of a checked id and patch, as update-run.lua and apply-writes.lua
+	// take them (from the runId on); undefined when `ifStatus` is empty, which nothing can match.
+	// The patch's values are turned into JSON (which may refuse them) before `readIfStatus` checks
+	// its option: updateRun's order.
 	#updateArgs(runId: string, patch: RunPatch, readIfStatus: () => readonly RunStatus[] | undefined): string[] | undefined {
-		assertId('runId', runId);
 		const fields = patchFields(patch, this.#maxResultBytes);
 		const ifStatus = readIfStatus();
 		if (ifStatus !== undefined && ifStatus.length === 0) return undefined;
@@ -363,6 +365,8 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	}
 
 	async #update(runId: string, patch: RunPatch, options: UpdateRunOptions, publication: CancelPublication | undefined): Promise<Run | undefined> {
+		assertId('runId', runId);
+		assertPatch(patch);
 		const args = this.#updateArgs(runId, patch, () => {
 			if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'an object', options);
 			return parseStatusFilter('options.ifStatus', options.ifStatus);
@@ -441,23 +445,19 @@ export function expectClient(client: unknown): asserts client is Redis {
 const APPLIED: RunWriteResult = { outcome: 'applied' };
 const MISSED: RunWriteResult = { outcome: 'missed' };
 
-// The hash of a run: field, value, … Numbers as String() writes them (exact); user values as JSON
-// text, the result at most `maxResultBytes` of it.
-function toFields(run: Run, maxResultBytes: number): string[] {
-	assertRun(run);
-	const { moduleId, status, priority, createdAt, updatedAt } = run;
-
-	const fields = ['moduleId', moduleId, 'status', status, 'createdAt', String(createdAt), 'updatedAt', String(updatedAt)];
+// The hash of a checked run but for the fields an add passes on their own (status, moduleId,
+// itemId, ownerId, createdAt), which add_run in lib.lua stores too: field, value, … Numbers as
+// String() writes them (exact); user values as JSON text, the result at most `maxResultBytes` of it.
+function otherFields(run: Run, maxResultBytes: number): string[] {
+	const fields = ['updatedAt', String(run.updatedAt)];
 	// The defaults are not stored (fewer bytes per run); fromHash restores them.
-	if (priority !== DEFAULT_PRIORITY) fields.push('priority', priority);
+	if (run.priority !== DEFAULT_PRIORITY) fields.push('priority', run.priority);
 	if (run.parameters === undefined) fields.push('parameters', '');
 	else {
 		const parameters = toJson('run.parameters', run.parameters);
 		if (parameters !== '{}') fields.push('parameters', parameters);
 	}
 	if (run.moduleName !== undefined) fields.push('moduleName', run.moduleName);
-	if (run.itemId !== undefined) fields.push('itemId', run.itemId);
-	if (run.ownerId !== undefined) fields.push('ownerId', run.ownerId);
 	if (run.startedAt !== undefined) fields.push('startedAt', String(run.startedAt));
 	if (run.completedAt !== undefined) fields.push('completedAt', String(run.completedAt));
 	// Kept so that an add the client sends twice is recognised as this one (never read back).
@@ -473,10 +473,9 @@ function toFields(run: Run, maxResultBytes: number): string[] {
 	return fields;
 }
 
-// The hash fields a patch sets, besides status, ownerId (separate arguments) and updatedAt (stamped
-// in Lua); the result at most `maxResultBytes` of JSON.
+// The hash fields a checked patch sets, besides status, ownerId (separate arguments) and updatedAt
+// (stamped in Lua); the result at most `maxResultBytes` of JSON.
 function patchFields(patch: RunPatch, maxResultBytes: number): string[] {
-	assertPatch(patch);
 	const fields: string[] = [];
 	if (patch.priority !== undefined) fields.push('priority', patch.priority);
 	if (patch.startedAt !== undefined) fields.push('startedAt', String(patch.startedAt));
@@ -512,7 +511,7 @@ function toJson(field: string, value: unknown): string {
 }
 
 // A run from its hash (as HGETALL gives it); undefined for an empty hash (no such run). A missing
-// `priority` is 'normal', a missing `parameters` is `{}` and an empty one `undefined` (see toFields).
+// `priority` is 'normal', a missing `parameters` is `{}` and an empty one `undefined` (see otherFields).
 function fromHash(runId: string, hash: Record<string, string>): Run | undefined {
 	if (hash.status === undefined) return undefined;
 	const run: MutableRun = {

@@ -29,7 +29,7 @@ if ttl then
 end
 begin_batch()
 
-local replies = {}
+local replies, n_replies = {}, 0
 local function apply_all()
 	local at = 9
 	while at <= #ARGV do
@@ -37,16 +37,18 @@ local function apply_all()
 		local first, last = at + 2, at + 1 + n
 		if kind == 'a' then
 			if expiring == nil then expiring = redis.call('ZCARD', K_EXPIRY) > 0 end
-			replies[#replies + 1] = add_run(ARGV, first, last, ttl, now, expiring)
+			n_replies = n_replies + 1
+			replies[n_replies] = add_run(ARGV, first, last, ttl, now, expiring)
 		else
 			now = now or now_ms()
 			local applied, from, to = update_run(ARGV, first, last, ttl, now, false)
+			n_replies = n_replies + 1
 			if applied == nil then
-				replies[#replies + 1] = 0
+				replies[n_replies] = 0
 			elseif applied == 0 then
-				replies[#replies + 1] = { from, to }
+				replies[n_replies] = { from, to }
 			else
-				replies[#replies + 1] = 1
+				replies[n_replies] = 1
 			end
 		end
 		at = last + 1

@@ -17,6 +17,10 @@
 local K_ALL, K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
+-- The status index keys, spelled once per script call rather than concatenated per write.
+local STATUS_KEY = {}
+for _, status in ipairs({ 'queued', 'running', 'completed', 'failed', 'cancelled' }) do STATUS_KEY[status] = P_STATUS .. status end
+
 local ACTIVE = { queued = true, running = true }
 local TERMINAL = { completed = true, failed = true, cancelled = true }
 -- Which statuses each status may move to; a status "moving" to itself keeps it (active runs only).
@@ -129,13 +133,19 @@ local function end_batch()
 	local collected = batch
 	batch = nil
 	for key, entry in pairs(collected) do
-		local added, removed = {}, {}
+		-- Counted by hand: `#t` is a search in Lua 5.1.
+		local added, removed, n_added, n_removed = {}, {}, 0, 0
+		local zset = entry.zset
 		for member, value in pairs(entry.changes) do
 			if value == false then
-				removed[#removed + 1] = member
+				n_removed = n_removed + 1
+				removed[n_removed] = member
+			elseif zset then
+				added[n_added + 1], added[n_added + 2] = value, member
+				n_added = n_added + 2
 			else
-				if entry.zset then added[#added + 1] = value end
-				added[#added + 1] = member
+				n_added = n_added + 1
+				added[n_added] = member
 			end
 		end
 		send(entry.zset and 'ZREM' or 'SREM', key, removed)
@@ -153,7 +163,7 @@ end
 -- Adds run `id` (fields `r`) to the creation-time indexes and, when active and owned, to its owner's active set.
 local function index_run(id, r)
 	zadd(K_ALL, r.createdAt, id)
-	zadd(P_STATUS .. r.status, r.createdAt, id)
+	zadd(STATUS_KEY[r.status] or P_STATUS .. r.status, r.createdAt, id)
 	zadd(P_MODULE .. r.moduleId, r.createdAt, id)
 	if r.itemId then zadd(P_ITEM .. r.itemId, r.createdAt, id) end
 	if r.ownerId then
@@ -165,7 +175,7 @@ end
 -- Removes every index entry of run `id`, whose indexed fields are `r`.
 local function unindex_run(id, r)
 	zrem(K_ALL, id)
-	zrem(P_STATUS .. r.status, id)
+	zrem(STATUS_KEY[r.status] or P_STATUS .. r.status, id)
 	zrem(P_MODULE .. r.moduleId, id)
 	if r.itemId then zrem(P_ITEM .. r.itemId, id) end
 	if r.ownerId then
@@ -222,7 +232,8 @@ end
 -- Adds a run unless its id is taken: the body of add-run.lua, and of each add in apply-writes.lua.
 -- args[at..last] are the add's arguments: runId, status, moduleId, itemId|'', ownerId|'',
 -- createdAt (the score in every creation-time index), end time (completedAt, else updatedAt: the
--- score in p:idx:ended when the run is added terminal), then field, value, ...: the run's hash.
+-- score in p:idx:ended when the run is added terminal), then field, value, ...: the rest of the
+-- run's hash (the fields before it are stored too, not sent twice).
 -- `now` may be nil without a TTL. `expiring`: whether any run of the prefix may have expired (then
 -- the id is settled first). Returns 1 when added (or when the run under this id holds the same
 -- `addToken` field: this very add, sent twice), 0 when another run with this id exists (nothing changed).
@@ -249,7 +260,18 @@ local function add_run(args, at, last, ttl, now, expiring)
 		ownerId = args[at + 4] ~= '' and args[at + 4],
 		createdAt = args[at + 5],
 	}
-	redis.call('HSET', key, unpack(args, at + 7, last))
+	if r.itemId or r.ownerId then
+		local set, n = { 'HSET', key, 'moduleId', r.moduleId, 'status', r.status, 'createdAt', r.createdAt }, 8
+		if r.itemId then set[n + 1], set[n + 2], n = 'itemId', r.itemId, n + 2 end
+		if r.ownerId then set[n + 1], set[n + 2], n = 'ownerId', r.ownerId, n + 2 end
+		for i = at + 7, last do
+			n = n + 1
+			set[n] = args[i]
+		end
+		redis.call(unpack(set))
+	else
+		redis.call('HSET', key, 'moduleId', r.moduleId, 'status', r.status, 'createdAt', r.createdAt, unpack(args, at + 7, last))
+	end
 	index_run(id, r)
 	if TERMINAL[r.status] then index_end(id, r, args[at + 6], ttl, now) end
 	return 1
@@ -308,18 +330,15 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 	if args[at + 3] ~= '' then owner = args[at + 3] end
 
 	-- One HSET: the patched fields, the status, updatedAt, and ownerId when it changes.
-	local set = { 'HSET', key, 'status', to, 'updatedAt', updated }
 	if owner ~= was_owner then
-		set[#set + 1] = 'ownerId'
-		set[#set + 1] = owner
+		redis.call('HSET', key, 'status', to, 'updatedAt', updated, 'ownerId', owner, unpack(args, at + 4, last))
+	else
+		redis.call('HSET', key, 'status', to, 'updatedAt', updated, unpack(args, at + 4, last))
 	end
 	-- Only a caller that replies with the run (`full`) needs the patched fields noted.
 	local patched = full and {} or nil
-	local n = #set
 	for i = at + 4, last, 2 do
 		local field, value = args[i], args[i + 1]
-		set[n + 1], set[n + 2] = field, value
-		n = n + 2
 		if full then
 			patched[field] = true
 			h[field] = value
@@ -327,13 +346,12 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 			h.completedAt = value
 		end
 	end
-	redis.call(unpack(set))
 	h.status, h.updatedAt = to, updated
 	if owner then h.ownerId = owner end
 
 	if to ~= from then
-		zrem(P_STATUS .. from, id)
-		zadd(P_STATUS .. to, h.createdAt, id)
+		zrem(STATUS_KEY[from], id)
+		zadd(STATUS_KEY[to], h.createdAt, id)
 	end
 	if owner ~= was_owner then
 		if was_owner then zrem(P_OWNER .. was_owner, id) end
