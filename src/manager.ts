@@ -300,7 +300,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		this.#emit('queued', view);
 		// A promise is running already: it takes no slot and has no function to call.
-		if (!isFunction && !execution.isTerminal) this.#begin(execution);
+		if (!isFunction && !execution.isTerminal) this.#begin(execution, Date.now());
 		return view.runId;
 	}
 
@@ -575,13 +575,16 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		});
 	}
 
-	// Starts queued runs while slots are free.
-	#drain(): void {
+	// Starts queued runs while slots are free. `now`, when given, is the time it is (a run just
+	// ended then, freeing a slot): the first run starts at it, without asking the clock again.
+	#drain(now?: number): void {
 		const { concurrency } = this.#options;
 		while (this.#executing < concurrency && !this.#closing) {
 			const execution = this.#queue.take(this.#hasModuleSlot);
 			if (execution === undefined) return;
-			this.#begin(execution);
+			this.#begin(execution, now ?? Date.now());
+			// The next one starts after this one's function ran: later.
+			now = undefined;
 		}
 	}
 
@@ -591,9 +594,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		return limit === undefined || (this.#executingByModule.get(moduleId) ?? 0) < limit;
 	};
 
-	// QUEUED → RUNNING, then calls the task function (or follows the promise).
-	#begin(execution: Execution): void {
-		const now = Date.now();
+	// QUEUED → RUNNING at `now`, then calls the task function (or follows the promise).
+	#begin(execution: Execution, now: number): void {
 		this.#queued--;
 		this.#countQueued(execution.moduleId, -1);
 		this.#running++;
@@ -659,15 +661,17 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	// The task function settled: its slot is free, and its outcome counts unless the run already ended.
+	// The run it frees the slot for starts when this one ended: one clock reading serves both.
 	#settle(execution: Execution, status: 'completed' | 'failed', outcome: unknown): void {
+		const now = Date.now();
 		this.#freeSlot(execution);
 		if (execution.isTerminal) {
 			this.#afterChange(execution);
 		} else {
-			this.#finish(execution, status, outcome);
+			this.#finish(execution, status, outcome, now);
 		}
 
-		this.#drain();
+		this.#drain(now);
 	}
 
 	#freeSlot(execution: Execution): void {
@@ -895,8 +899,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#writer.enqueue(execution, { progress });
 	}
 
-	// Moves an active run to its terminal state, once. `outcome` is the result or the error.
-	#finish(execution: Execution, status: 'completed' | 'failed' | 'cancelled', outcome: unknown): void {
+	// Moves an active run to its terminal state at `now`, once. `outcome` is the result or the error.
+	#finish(execution: Execution, status: 'completed' | 'failed' | 'cancelled', outcome: unknown, now = Date.now()): void {
 		if (execution.isTerminal) return;
 		if (execution.abortedAtShutdown !== undefined) {
 			// Aborted by the shutdown: whatever the task did once it stopped, the run was cancelled.
@@ -909,7 +913,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		execution.timeoutTimer = undefined;
 		execution.task = undefined;
 
-		const now = Date.now();
 		const patch: RunPatch = { status, completedAt: now };
 		if (status === 'completed') {
 			if (outcome !== undefined) patch.result = outcome;

@@ -20,16 +20,18 @@ for (const [value, code] of ALPHABET.entries()) VALUES[code] = value;
 /** How many slots an id can name: 4 characters of 6 bits. */
 export const SLOT_COUNT = 2 ** 24;
 
+// Random bytes turned into character codes of the alphabet, a refill at a time.
 const pool = new Uint8Array(POOL_BYTES);
 let offset = POOL_BYTES;
 
-const at = (index: number): number => ALPHABET[(pool[index] as number) & 63] as number;
+const at = (index: number): number => pool[index] as number;
 const digit = (value: number): number => ALPHABET[value & 63] as number;
 
-// The pool offset of the next id's 20 random bytes.
+// The pool offset of the next id's 20 random characters.
 function take(): number {
 	if (offset === POOL_BYTES) {
 		randomFillSync(pool);
+		for (let index = 0; index < POOL_BYTES; index++) pool[index] = ALPHABET[(pool[index] as number) & 63] as number;
 		offset = 0;
 	}
 
