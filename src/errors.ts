@@ -183,6 +183,12 @@ export function isTimeoutError(error: unknown): error is TimeoutError {
 	return error instanceof TimeoutError;
 }
 
+/** `error` as a RunledgerError: itself when it is one, else wrapped (as `cause`) under `code`. Internal. */
+export function asRunledgerError(error: unknown, code: string): RunledgerError {
+	if (error instanceof RunledgerError) return error;
+	return new RunledgerError(error instanceof Error ? error.message : String(error), { cause: error, code });
+}
+
 function describe(value: unknown): string {
 	if (value === null) return 'null';
 	if (typeof value === 'string') return `string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;

@@ -4,7 +4,6 @@
  * injected registry.
  */
 import { EventEmitter } from 'eventemitter3';
-import type { CancelCommand, CancellationBus, Unsubscribe } from './bus.js';
 import { type CancelAndPublish, cancelInOneTrip } from './cancel-in-one-trip.js';
 import { toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
@@ -19,9 +18,11 @@ import {
 	ShutdownTimeoutError,
 	TimeoutError,
 	ValidationError,
+	asRunledgerError,
 } from './errors.js';
 import { ActiveRuns } from './active-runs.js';
 import { Execution, RunContext, type TaskFunction } from './execution.js';
+import { Housekeeping } from './housekeeping.js';
 import {
 	type BackgroundTaskManagerOptions,
 	type ResolvedOptions,
@@ -175,21 +176,10 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Set when shutdown begins, before any of its work: from then on no task is accepted.
 	#closing = false;
 	#shutdown: Promise<ShutdownReport> | undefined;
-	#sweeping = false;
-	// Sweep, reconcile, heartbeat and reap intervals: all unref'd, all cleared at shutdown.
-	readonly #timers: NodeJS.Timeout[] = [];
-	// One of each in flight at most: a slow registry must not pile them up.
-	#reconciling = false;
-	#beating = false;
-	#reaping = false;
-	// When the last heartbeat that landed was sent (performance.now()): the lease runs from about then.
-	#leaseRenewedAt = Number.NEGATIVE_INFINITY;
+	// Sweeps, reconciles, the owner lease and the bus subscription.
+	readonly #housekeeping: Housekeeping;
 	// Cancels runs owned elsewhere and tells their owner in one registry call, when the registry and the bus can.
 	readonly #cancelAndPublish: CancelAndPublish | undefined;
-	// The next attempt to subscribe after a failed one; at most one is pending.
-	#resubscribeTimer: NodeJS.Timeout | undefined;
-	// Resolves the bus subscription's unsubscribe (undefined when subscribing failed).
-	#subscription: Promise<Unsubscribe | undefined> | undefined;
 
 	constructor(registry: RunRegistry, options?: BackgroundTaskManagerOptions) {
 		super();
@@ -226,27 +216,29 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			},
 		});
 
-		const { retention, bus, reconcileIntervalMs, ownerLease, instanceId } = this.#options;
-		this.#cancelAndPublish = cancelInOneTrip(registry, bus);
-		// Sweeps, reconciles, heartbeats and reaps are housekeeping: their timers never keep the host alive.
-		if (retention !== undefined) {
-			this.#timers.push(setInterval(() => void this.#sweep(retention.maxAgeMs), retention.sweepIntervalMs).unref());
-		}
-
-		if (bus !== undefined) this.#subscribe(bus, 0);
-
-		if (reconcileIntervalMs > 0) {
-			this.#timers.push(setInterval(() => void this.#reconcile(), reconcileIntervalMs).unref());
-		}
-
-		if (ownerLease !== undefined) {
-			const leaseOwner = instanceId!;
-			void this.#beat(leaseOwner, ownerLease.ttlMs);
-			this.#timers.push(
-				setInterval(() => void this.#beat(leaseOwner, ownerLease.ttlMs), ownerLease.heartbeatIntervalMs).unref(),
-				setInterval(() => void this.reapOrphans(), ownerLease.reapIntervalMs).unref(),
-			);
-		}
+		this.#cancelAndPublish = cancelInOneTrip(registry, this.#options.bus);
+		const manager = this;
+		this.#housekeeping = new Housekeeping(registry, this.#options, {
+			get closing() {
+				return manager.#closing;
+			},
+			reconcilableRunIds: () => {
+				const runIds: string[] = [];
+				for (const execution of this.#runs.values()) {
+					if (!execution.isTerminal && execution.stored !== undefined && !execution.detached) runIds.push(execution.runId);
+				}
+				return runIds;
+			},
+			holds: (runId) => this.#runs.has(runId),
+			adoptStoredStates: (runIds) => this.#adoptStoredStates(runIds),
+			// A cancel published by any instance: acts on it when this manager runs the run. Duplicates
+			// and replays find the run terminal (or unknown) and change nothing.
+			onCancelCommand: (command) => {
+				const execution = this.#runs.get(command.runId);
+				if (execution !== undefined) this.#cancel(execution, command.reason);
+			},
+			report: (error, message) => this.#report(error, message),
+		});
 	}
 
 	/**
@@ -758,66 +750,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	 *
 	 * @returns the ids of the runs reaped.
 	 */
-	async reapOrphans(): Promise<string[]> {
-		const registry = this.#registry;
-		if (typeof registry.reapOrphans !== 'function' || this.#reaping) return [];
-		this.#reaping = true;
-		try {
-			const reaped = await registry.reapOrphans();
-			// Runs of this very manager are reaped when its own lease lapsed (a long pause): it stops them.
-			await this.#adoptStoredStates(reaped.filter((runId) => this.#runs.has(runId)));
-			return reaped;
-		} catch (error) {
-			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Reaping orphaned runs failed');
-			return [];
-		} finally {
-			this.#reaping = false;
-		}
-	}
-
-	// Subscribes to the bus; a failed attempt is reported and tried again with backoff until shutdown.
-	#subscribe(bus: CancellationBus, attempt: number): void {
-		this.#subscription = bus
-			.subscribe(
-				(command) => this.#onCancelCommand(command),
-				(error) => this.#report(asRunledgerError(error, 'ERR_BUS'), 'Cancellation bus error'),
-			)
-			.catch((error: unknown) => {
-				this.#report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus; will try again');
-				if (!this.#closing) {
-					const delay = Math.min(30_000, 500 * 2 ** attempt);
-					this.#resubscribeTimer = setTimeout(() => this.#closing || this.#subscribe(bus, attempt + 1), delay).unref();
-				}
-
-				return undefined;
-			});
-	}
-
-	// A cancel published by any instance: acts on it when this manager runs the run. Duplicates
-	// and replays find the run terminal (or unknown) and change nothing.
-	#onCancelCommand(command: CancelCommand): void {
-		const execution = this.#runs.get(command.runId);
-		if (execution !== undefined) this.#cancel(execution, command.reason);
-	}
-
-	// Compares this manager's active runs with the registry in one batch read, so that a cancel or
-	// reap whose bus message was lost still stops the run.
-	async #reconcile(): Promise<void> {
-		if (this.#reconciling) return;
-		const runIds: string[] = [];
-		for (const execution of this.#runs.values()) {
-			if (!execution.isTerminal && execution.stored !== undefined && !execution.detached) runIds.push(execution.runId);
-		}
-
-		if (runIds.length === 0) return;
-		this.#reconciling = true;
-		try {
-			await this.#adoptStoredStates(runIds);
-		} catch (error) {
-			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Reconcile with the registry failed');
-		} finally {
-			this.#reconciling = false;
-		}
+	reapOrphans(): Promise<string[]> {
+		return this.#housekeeping.reapOrphans();
 	}
 
 	// Reads the stored state of these runs and lets it win where it has ended them.
@@ -842,20 +776,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 				this.#onConflict(execution, stored, isSameRun(stored, execution.view));
 				this.#afterChange(execution);
 			}
-		}
-	}
-
-	async #beat(ownerId: string, ttlMs: number): Promise<void> {
-		if (this.#beating) return;
-		this.#beating = true;
-		try {
-			const sentAt = performance.now();
-			await this.#registry.heartbeat!(ownerId, ttlMs);
-			this.#leaseRenewedAt = sentAt;
-		} catch (error) {
-			this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Owner heartbeat failed');
-		} finally {
-			this.#beating = false;
 		}
 	}
 
@@ -939,7 +859,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#countTerminal(view.status, 1);
 		// While this manager's lease may have lapsed, its runs may be reaped before their terminal
 		// write lands: the event waits for the registry's answer, so that listeners hear the stored state.
-		if (this.#leaseInDoubt()) execution.deferredEvent = true;
+		if (this.#housekeeping.leaseInDoubt()) execution.deferredEvent = true;
 		else this.#emit(view.status as 'completed' | 'failed' | 'cancelled', view);
 	}
 
@@ -947,12 +867,6 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (status === 'completed') this.#completed += delta;
 		else if (status === 'failed') this.#failed += delta;
 		else if (status === 'cancelled') this.#cancelled += delta;
-	}
-
-	// No heartbeat has landed for half a lease: the lease may have lapsed (a stalled event loop, a slow registry).
-	#leaseInDoubt(): boolean {
-		const lease = this.#options.ownerLease;
-		return lease !== undefined && performance.now() - this.#leaseRenewedAt > lease.ttlMs / 2;
 	}
 
 	// The terminal event held back while the lease was in doubt, now that the registry has answered.
@@ -1144,36 +1058,16 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		for (const execution of this.#runs.values()) if (execution.deferredEvent) this.#emitDeferred(execution);
 		for (const execution of this.#runs.values()) this.#openGate(execution, false);
 
-		for (const timer of this.#timers) clearInterval(timer);
-		this.#timers.length = 0;
-		clearTimeout(this.#resubscribeTimer);
-		// The bus and the registry may be unreachable: these get what is left of a short grace, then are let go.
-		const subscription = this.#subscription;
-		this.#subscription = undefined;
+		// The bus and the registry may be unreachable: leaving the one and releasing the lease on the
+		// other get what is left of a short grace, then are let go.
 		await settleWithin(
-			Promise.all([
-				subscription?.then((unsubscribe) => unsubscribe?.()),
-				this.#options.ownerLease === undefined ? undefined : this.#registry.releaseOwner?.(this.#options.instanceId!),
-			]),
+			this.#housekeeping.stop(),
 			Math.max(50, Math.min(1000, deadline - Date.now())),
 			(error) => this.#report(asRunledgerError(error, 'ERR_REGISTRY'), 'Leaving the bus or releasing the lease failed'),
 		);
 		const ended = new Set([...cancelled, ...timedOut]);
 		const finished = active.filter((execution) => !ended.has(execution.runId)).map((execution) => execution.runId);
 		return { finished, cancelled, timedOut, unsettled, unflushed };
-	}
-
-	async #sweep(maxAgeMs: number): Promise<void> {
-		if (this.#sweeping) return;
-		this.#sweeping = true;
-		try {
-			const removed = await this.#registry.cleanupOldRuns(maxAgeMs);
-			if (removed > 0) this.#options.logger.debug({ removed }, 'Removed old runs');
-		} catch (error) {
-			this.#report(new RunledgerError(`Retention sweep failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, code: 'ERR_REGISTRY' }), 'Retention sweep failed');
-		} finally {
-			this.#sweeping = false;
-		}
 	}
 
 	// Listeners are the host's code: a throwing one must not break the manager's bookkeeping.
@@ -1226,11 +1120,6 @@ function assertDelay(field: string, value: unknown): void {
 	if (!(typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 2_147_483_647)) {
 		throw new ValidationError(field, 'a number of milliseconds from 0 to 2147483647', value);
 	}
-}
-
-function asRunledgerError(error: unknown, code: string): RunledgerError {
-	if (error instanceof RunledgerError) return error;
-	return new RunledgerError(error instanceof Error ? error.message : String(error), { cause: error, code });
 }
 
 // Waits for `promise` at most `ms`; a rejection goes to `onError`. Never rejects.
