@@ -90,13 +90,18 @@ export class RunWriter {
 	/** Queues `patch` after the run's earlier changes. The first write adds the whole current view. */
 	enqueue(execution: Execution, patch: RunPatch): void {
 		if (execution.detached || this.#closed) return;
-		execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
-		if (execution.busy) return;
-		if (this.#now !== undefined) {
-			this.#writeNow(execution, this.#now);
+		if (execution.busy) {
+			execution.pending = execution.pending === undefined ? patch : Object.assign(execution.pending, patch);
 			return;
 		}
 
+		// Not busy: nothing is pending.
+		if (this.#now !== undefined) {
+			this.#writeNow(execution, patch, this.#now);
+			return;
+		}
+
+		execution.pending = patch;
 		execution.busy = true;
 		this.#busy++;
 		this.#schedule(execution);
@@ -135,30 +140,30 @@ export class RunWriter {
 		this.#host.onWritten(execution);
 	}
 
-	// The fastest path, for a registry that writes synchronously: the pending change is written at
-	// once. Anything but success goes to the slow path like a batch's would.
-	#writeNow(execution: Execution, now: WriteNow): void {
-		const patch = execution.pending as RunPatch;
-		execution.pending = undefined;
-		const writes: RunWrite[] = [];
-		const count = putWrites(execution, patch, writes, 0);
-		for (let index = 0; index < count; index++) {
-			const write = writes[index] as RunWrite;
-			const result = now(write, execution);
-			if (result.outcome !== 'applied') {
-				execution.busy = true;
-				this.#busy++;
-				this.#slowPath(execution, patch, result, write, index === count - 1);
-				return;
-			}
-
-			execution.stored = storedAfter(write, execution.stored);
-		}
-
+	// The fastest path, for a registry that writes synchronously: `patch` is written at once.
+	// Anything but success goes to the slow path like a batch's would.
+	#writeNow(execution: Execution, patch: RunPatch, now: WriteNow): void {
+		const start = impliedStart(execution, patch);
+		if (start !== undefined && !this.#applyNow(execution, patch, start, false, now)) return;
+		if (!this.#applyNow(execution, patch, writeOf(execution, patch, start !== undefined), true, now)) return;
 		execution.attempts = 0;
 		this.#host.onStored(execution);
 		// The host may have made a change meanwhile (written already, unless it went the slow way).
 		if (!execution.busy) this.#host.onWritten(execution);
+	}
+
+	// One write of #writeNow (`last`: the last of `patch`'s); false when it went to the slow path.
+	#applyNow(execution: Execution, patch: RunPatch, write: RunWrite, last: boolean, now: WriteNow): boolean {
+		const result = now(write, execution);
+		if (result.outcome !== 'applied') {
+			execution.busy = true;
+			this.#busy++;
+			this.#slowPath(execution, patch, result, write, last);
+			return false;
+		}
+
+		execution.stored = storedAfter(write, execution.stored);
+		return true;
 	}
 
 	// The fast path: the runs changed in this tick go out in applyWrites calls — one, or two halves
@@ -425,25 +430,32 @@ export class RunWriter {
 /**
  * Puts the writes that store `patch` at `writes[at]` on, and returns how many: the whole view when
  * the run was never added, else a compare-and-set against what was last stored (an adopted record
- * was added QUEUED by the caller). A run that started and ended before its start was written needs
- * two: queued → completed is not a step, so the start goes first.
+ * was added QUEUED by the caller) — preceded by the start it implies when the run started and
+ * ended before its start was written (queued → completed is not a step).
  */
 function putWrites(execution: Execution, patch: RunPatch, writes: RunWrite[], at: number): 1 | 2 {
-	if (execution.stored === undefined && !execution.adopted) {
-		writes[at] = { type: 'add', run: sentView(execution) };
+	const start = impliedStart(execution, patch);
+	if (start === undefined) {
+		writes[at] = writeOf(execution, patch, false);
 		return 1;
 	}
 
-	const base = execution.stored ?? 'queued';
-	const { runId } = execution;
-	if (base === 'queued' && patch.status === 'completed') {
-		writes[at] = { type: 'update', runId, patch: startOf(patch), ifStatus: base };
-		writes[at + 1] = { type: 'update', runId, patch, ifStatus: 'running' };
-		return 2;
-	}
+	writes[at] = start;
+	writes[at + 1] = writeOf(execution, patch, true);
+	return 2;
+}
 
-	writes[at] = { type: 'update', runId, patch, ifStatus: base };
-	return 1;
+// The start that must be written before `patch`, if any (see putWrites).
+function impliedStart(execution: Execution, patch: RunPatch): RunWrite | undefined {
+	if (execution.stored === undefined && !execution.adopted) return undefined;
+	if ((execution.stored ?? 'queued') !== 'queued' || patch.status !== 'completed') return undefined;
+	return { type: 'update', runId: execution.runId, patch: startOf(patch), ifStatus: 'queued' };
+}
+
+// The write of `patch` itself, after its implied start when `afterStart` (see putWrites).
+function writeOf(execution: Execution, patch: RunPatch, afterStart: boolean): RunWrite {
+	if (execution.stored === undefined && !execution.adopted) return { type: 'add', run: sentView(execution) };
+	return { type: 'update', runId: execution.runId, patch, ifStatus: afterStart ? 'running' : (execution.stored ?? 'queued') };
 }
 
 // The status the registry holds once `write` applied.
