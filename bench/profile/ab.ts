@@ -3,11 +3,12 @@
  * run the memory contender in alternated rounds in one process; the ratio B/A is taken per round.
  * Same-process pairs are the only comparison this noisy machine allows, and the time taken is the
  * process's CPU time (all threads, the garbage collector's included), which leaves out the time
- * this VM's neighbours steal.
+ * this VM's neighbours steal (`--wall` for the elapsed time instead).
  *
  *   npx esbuild src/index.ts --bundle --platform=node --format=esm --loader:.lua=text --external:ioredis --outfile=.tmp/ab/a.mjs
  *   (change src/) and the same with --outfile=.tmp/ab/b.mjs, then
- *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited] [--rounds=N]
+ *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited] [--rounds=N] [--wall]
+ * (bench/profile/ab.sh does all of it, both ways round.)
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,6 +20,7 @@ import { trivialTask } from '../workload.js';
 
 const args = process.argv.slice(2);
 const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : 16;
+const wall = args.includes('--wall');
 const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 12);
 const count = 100_000;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -32,11 +34,13 @@ async function time(library: typeof Runledger): Promise<number> {
 	for (const event of LIFECYCLE_EVENTS) manager.on(event, () => {});
 	gc();
 	const start = process.cpuUsage();
+	const began = process.hrtime.bigint();
 	for (let index = 0; index < count; index++) manager.startTask({ moduleId: 'bench' }, trivialTask);
 	await manager.waitAll();
 	const { user, system } = process.cpuUsage(start);
+	const elapsed = Number(process.hrtime.bigint() - began) / 1e3;
 	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
-	return (user + system) / count;
+	return (wall ? elapsed : user + system) / count;
 }
 
 await time(a);
@@ -49,6 +53,6 @@ for (let round = 0; round < rounds; round++) {
 	const y = await time(second);
 	const [ta, tb] = first === a ? [x, y] : [y, x];
 	ratios.push(tb / ta);
-	console.log(`round ${round + 1}: a ${ta.toFixed(2)} µs, b ${tb.toFixed(2)} µs of CPU, b/a ${(tb / ta).toFixed(3)}`);
+	console.log(`round ${round + 1}: a ${ta.toFixed(2)} µs, b ${tb.toFixed(2)} µs, b/a ${(tb / ta).toFixed(3)}`);
 }
 console.log(`median b/a ${median(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})`);
