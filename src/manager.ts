@@ -47,7 +47,7 @@ import {
 
 /** What `startTask` needs to create a run. */
 export interface StartTaskInput<P = unknown> {
-	/** @default 20 random URL-safe characters (120 bits) */
+	/** @default 20 URL-safe characters: 120 random bits; on a `MemoryRunRegistry`, 96 random bits and 4 characters naming the run's slot in its table */
 	readonly runId?: string;
 	readonly moduleId: string;
 	readonly moduleName?: string;
@@ -271,7 +271,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		const timeoutMs = run.timeoutMs ?? this.#options.defaultTimeoutMs;
 		if (run.timeoutMs !== undefined) assertTimeout('run.timeoutMs', run.timeoutMs);
 		const chosenId = adopted || run.runId !== undefined;
-		// A generated id (120 random bits) is new by construction.
+		// A generated id (96 or 120 random bits) is new by construction.
 		if (chosenId && this.#runs.has(view.runId)) throw new RunExistsError(view.runId);
 		if (isFunction && this.#isQueueFull(view.moduleId)) throw new QueueFullError(this.#options.maxQueued);
 

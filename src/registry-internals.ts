@@ -23,7 +23,7 @@ export interface WriteSlot {
 	readonly runId: string;
 	/** Set by the registry; opaque to the manager. */
 	handle: unknown;
-	/** The manager generated the run's id (120 random bits): its first add need not look for a run holding it already. */
+	/** The manager generated the run's id (96 or 120 random bits): its first add need not look for a run holding it already. */
 	readonly freshId: boolean;
 	/** Who finds this run through {@link findSlot}; undefined when nobody does (no linking). */
 	readonly owner: object | undefined;
