@@ -116,14 +116,15 @@ export class OrderedIndex<T extends K, K = T> {
 		return undefined;
 	}
 
+	// Drops the dead and spent slots, in place: the live items move to the front.
 	#compact(): void {
-		const live: T[] = [];
 		const items = this.#items;
+		let kept = 0;
 		for (let position = this.#head; position < items.length; position++) {
 			const item = items[position] as T;
-			if (this.#isLive(item)) live.push(item);
+			if (this.#isLive(item)) items[kept++] = item;
 		}
-		this.#items = live;
+		items.length = kept;
 		this.#head = 0;
 		this.#dead = 0;
 	}
