@@ -9,7 +9,6 @@
  * | key | type |
  * | --- | --- |
  * | `p:run:{runId}` | hash: the run |
- * | `p:idx:all` | sorted set: every run, scored by createdAt |
  * | `p:idx:status:{status}` | sorted set: runs in that status, scored by createdAt |
  * | `p:idx:module:{moduleId}` | sorted set: runs of that module, scored by createdAt |
  * | `p:idx:item:{itemId}` | sorted set: runs of that item, scored by createdAt |
@@ -29,8 +28,6 @@ export interface RedisKeys {
 	readonly prefix: string;
 	/** Hash holding one run. */
 	run(runId: string): string;
-	/** Sorted set of every run by createdAt. */
-	readonly all: string;
 	/** Sorted set of the runs in `status` by createdAt. */
 	status(status: string): string;
 	/** Sorted set of the runs of `moduleId` by createdAt. */
@@ -74,7 +71,6 @@ export function redisKeys(prefix: string): RedisKeys {
 	return {
 		prefix: p,
 		run: (runId) => `${p}:run:${runId}`,
-		all: `${p}:idx:all`,
 		status: (status) => `${p}:idx:status:${status}`,
 		module: (moduleId) => `${p}:idx:module:${moduleId}`,
 		item: (itemId) => `${p}:idx:item:${itemId}`,
@@ -91,12 +87,12 @@ export function redisKeys(prefix: string): RedisKeys {
 }
 
 /**
- * What every script receives first: KEYS[1..5] the fixed keys, ARGV[1..7] the beginnings of the
+ * What every script receives first: KEYS[1..4] the fixed keys, ARGV[1..7] the beginnings of the
  * keys the script completes with an id. Script-specific arguments start at ARGV[8].
  */
 export function scriptKeys(keys: RedisKeys): { readonly keys: readonly string[]; readonly args: readonly string[] } {
 	return {
-		keys: [keys.all, keys.ended, keys.expiry, keys.expiryInfo, keys.owners],
+		keys: [keys.ended, keys.expiry, keys.expiryInfo, keys.owners],
 		args: [keys.run(''), keys.status(''), keys.module(''), keys.item(''), keys.owner(''), keys.active(''), keys.lease('')],
 	};
 }

@@ -48,7 +48,6 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry against the registry model'
 	const keysOf = (registry: RedisRunRegistry): string[] => {
 		const { keys } = registry;
 		return [
-			keys.all,
 			keys.ended,
 			keys.expiry,
 			keys.expiryInfo,

@@ -1,5 +1,5 @@
 -- add-run.lua: addRun. Records a new run and its index entries, unless the id is taken.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]   terminal TTL in ms, or '' for none
 -- ARGV[9]   runId
 -- ARGV[10]  status

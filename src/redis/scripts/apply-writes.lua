@@ -1,7 +1,7 @@
 -- apply-writes.lua: applyWrites. A batch of adds and compare-and-set updates, applied in order,
 -- each exactly as add-run.lua or update-run.lua would apply it on its own (lib.lua's add_run and
 -- update_run), for one round trip. The batch is not a transaction: each write stands alone.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]   terminal TTL in ms, or '' for none
 -- ARGV[9..] the writes, one after the other, each a kind, a count n, then n arguments:
 --           'a', n, the arguments of add-run.lua from its runId on (its ARGV[9..])

@@ -1,6 +1,6 @@
 -- cleanup-old-runs.lua: cleanupOldRuns. Removes terminal runs that ended more than maxAgeMs ago
 -- (by Redis' clock), at most `batch` per call; the caller repeats while a call takes a full batch.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]  maxAgeMs
 -- ARGV[9]  batch: most index entries to take in this call
 -- Returns {taken, removed}: index entries taken, runs removed.

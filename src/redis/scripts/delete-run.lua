@@ -1,5 +1,5 @@
 -- delete-run.lua: deleteRun. Removes one run and all its index entries.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]  runId
 -- Returns 1 when there was a run, else 0.
 local id = ARGV[8]

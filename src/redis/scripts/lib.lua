@@ -5,21 +5,23 @@
 -- these definitions. It spells no key: keys come in KEYS, key beginnings in ARGV (keys.ts).
 --
 -- Common KEYS (every script):
---   KEYS[1] p:idx:all          sorted set  every run, scored by createdAt
---   KEYS[2] p:idx:ended        sorted set  terminal runs, scored by end time
---   KEYS[3] p:idx:expiry       sorted set  terminal runs with a TTL, scored by expiry time (ms)
---   KEYS[4] p:idx:expiry-info  hash        runId -> JSON [status, moduleId, itemId|false, ownerId|false]
---   KEYS[5] p:owners           set         owners with queued or running runs
+--   KEYS[1] p:idx:ended        sorted set  terminal runs, scored by end time
+--   KEYS[2] p:idx:expiry       sorted set  terminal runs with a TTL, scored by expiry time (ms)
+--   KEYS[3] p:idx:expiry-info  hash        runId -> JSON [status, moduleId, itemId|false, ownerId|false]
+--   KEYS[4] p:owners           set         owners with queued or running runs
+-- There is no index of all runs: every run is in exactly one status index, and listing without
+-- a status filter merges the five.
 -- Common ARGV (every script), the beginnings of keys completed with an id:
 --   ARGV[1] 'p:run:'  ARGV[2] 'p:idx:status:'  ARGV[3] 'p:idx:module:'  ARGV[4] 'p:idx:item:'
 --   ARGV[5] 'p:idx:owner:'  ARGV[6] 'p:active:'  ARGV[7] 'p:owner:'
 -- Script-specific ARGV start at ARGV[8].
-local K_ALL, K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
 -- The status index keys, spelled once per script call rather than concatenated per write.
+local STATUSES = { 'queued', 'running', 'completed', 'failed', 'cancelled' }
 local STATUS_KEY = {}
-for _, status in ipairs({ 'queued', 'running', 'completed', 'failed', 'cancelled' }) do STATUS_KEY[status] = P_STATUS .. status end
+for _, status in ipairs(STATUSES) do STATUS_KEY[status] = P_STATUS .. status end
 
 local ACTIVE = { queued = true, running = true }
 local TERMINAL = { completed = true, failed = true, cancelled = true }
@@ -162,7 +164,6 @@ end
 
 -- Adds run `id` (fields `r`) to the creation-time indexes and, when active and owned, to its owner's active set.
 local function index_run(id, r)
-	zadd(K_ALL, r.createdAt, id)
 	zadd(STATUS_KEY[r.status] or P_STATUS .. r.status, r.createdAt, id)
 	zadd(P_MODULE .. r.moduleId, r.createdAt, id)
 	if r.itemId then zadd(P_ITEM .. r.itemId, r.createdAt, id) end
@@ -174,7 +175,6 @@ end
 
 -- Removes every index entry of run `id`, whose indexed fields are `r`.
 local function unindex_run(id, r)
-	zrem(K_ALL, id)
 	zrem(STATUS_KEY[r.status] or P_STATUS .. r.status, id)
 	zrem(P_MODULE .. r.moduleId, id)
 	if r.itemId then zrem(P_ITEM .. r.itemId, id) end

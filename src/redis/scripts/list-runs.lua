@@ -1,7 +1,7 @@
 -- list-runs.lua: listRuns. Runs matching the filters, newest first (createdAt, then runId, both
 -- descending), walked from the smallest index that covers the query (merging the status indexes
 -- when several statuses are asked for), starting after the cursor position.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]   limit
 -- ARGV[9]   cursor createdAt (a score), or '' for the first page
 -- ARGV[10]  cursor runId
@@ -29,11 +29,18 @@ if ARGV[14] ~= '' then
 	end
 end
 
--- The smallest set of indexes covering the query; an empty one means nothing matches.
-local sources, size = { K_ALL }, redis.call('ZCARD', K_ALL)
-local function consider(keys)
+-- The smallest set of indexes covering the query; an empty one means nothing matches. Every run
+-- is in one status index: without a status filter, the five together cover every run.
+local function count(keys)
 	local n = 0
 	for _, key in ipairs(keys) do n = n + redis.call('ZCARD', key) end
+	return n
+end
+local sources = {}
+for _, status in ipairs(STATUSES) do table.insert(sources, STATUS_KEY[status]) end
+local size = count(sources)
+local function consider(keys)
+	local n = count(keys)
 	if n < size then sources, size = keys, n end
 	return n > 0
 end

@@ -1,7 +1,7 @@
 -- reap-orphans.lua: reapOrphans. For every owner with queued or running runs whose lease key
 -- (p:owner:{ownerId}) is gone, marks each of those runs FAILED with an OwnerLostError,
 -- completedAt = Redis TIME, indexes updated. Runs without an owner are in no active set: never reaped.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]  terminal TTL in ms, or '' for none
 -- Returns the ids of the runs reaped.
 local ttl = ttl_arg(ARGV[8])

@@ -1,6 +1,6 @@
 -- update-run.lua: updateRun (and updateRunAndPublish). A compare-and-set patch of one run,
 -- indexes included, optionally publishing a message when it applies.
--- KEYS[1..5], ARGV[1..7]: see lib.lua.
+-- KEYS[1..4], ARGV[1..7]: see lib.lua.
 -- ARGV[8]   terminal TTL in ms, or '' for none (then nothing expires: no purge)
 -- ARGV[9]   pub/sub channel to PUBLISH ARGV[10] on when the patch applies, or '' for none
 -- ARGV[10]  the message to publish ('' without a channel)
