@@ -2,12 +2,27 @@
  * Turning whatever a task threw into the serializable `{ name, message, stack?, code? }`
  * stored on a failed run — for Error objects and for strings, null, frozen or hostile values.
  */
+import { type RunledgerError, cancelledMessage } from './errors.js';
 import type { RunErrorInfo } from './run.js';
 
 /** Stored messages are cut to this many characters so one failure cannot bloat the registry. */
 export const MAX_ERROR_MESSAGE_LENGTH = 4096;
 /** Stored stacks are cut to this many characters. */
 export const MAX_ERROR_STACK_LENGTH = 16_384;
+
+/**
+ * How the manager records an error it made itself to say what happened to a run (a cancel, a
+ * timeout, a conflict): name, message and code, without the stack, which would only point into
+ * runledger (and cost a formatted stack trace per run, stored with it).
+ */
+export function ownErrorInfo(error: RunledgerError): RunErrorInfo {
+	return { name: error.name, message: error.message, code: error.code };
+}
+
+/** What a cancelled run records: a `CancelledError`'s name, message and code, without making one. */
+export function cancelledInfo(runId: string, reason: string | undefined): RunErrorInfo {
+	return { name: 'CancelledError', message: cancelledMessage(runId, reason), code: 'ERR_CANCELLED' };
+}
 
 export function toErrorInfo(value: unknown): RunErrorInfo {
 	try {

@@ -99,6 +99,11 @@ export class TimeoutError extends RunledgerError {
 	}
 }
 
+/** The message of a {@link CancelledError}. Internal: the manager records a queued run's cancel with it without making the error. */
+export function cancelledMessage(runId: string, reason: string | undefined): string {
+	return reason === undefined ? `Run "${runId}" was cancelled` : `Run "${runId}" was cancelled: ${reason}`;
+}
+
 /** A run was cancelled. A running task's signal aborts with this as its reason. */
 export class CancelledError extends RunledgerError {
 	override name = 'CancelledError' as const;
@@ -107,9 +112,7 @@ export class CancelledError extends RunledgerError {
 	readonly reason: string | undefined;
 
 	constructor(runId: string, reason?: string) {
-		super(reason === undefined ? `Run "${runId}" was cancelled` : `Run "${runId}" was cancelled: ${reason}`, {
-			code: 'ERR_CANCELLED',
-		});
+		super(cancelledMessage(runId, reason), { code: 'ERR_CANCELLED' });
 		this.runId = runId;
 		this.reason = reason;
 	}

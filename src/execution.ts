@@ -2,7 +2,7 @@
  * The manager's record of one run it executes, from `startTask` until the run is terminal,
  * its function has settled and its last registry write has landed.
  */
-import type { CancelledError } from './errors.js';
+import type { CancelledError, RunledgerError } from './errors.js';
 import type { WriteSlot } from './registry-internals.js';
 import type { Queued } from './run-queue.js';
 import type { Run, RunPatch, RunPriority, RunProgress, RunStatus } from './run.js';
@@ -43,9 +43,17 @@ export class RunContext<P = unknown> implements TaskContext<P> {
 		return this.#execution.view.parameters as P;
 	}
 
-	// Made on first use: most tasks never look at their signal.
+	// Made on first use: most tasks never look at their signal. Asked for after the run was aborted,
+	// it comes out aborted with that reason.
 	get signal(): AbortSignal {
-		return (this.#execution.controller ??= new AbortController()).signal;
+		const execution = this.#execution;
+		let controller = execution.controller;
+		if (controller === undefined) {
+			controller = execution.controller = new AbortController();
+			if (execution.abortReason !== undefined) controller.abort(execution.abortReason);
+		}
+
+		return controller.signal;
 	}
 
 	// A getter handing out a bound function, made on first use: tasks destructure it
@@ -76,6 +84,7 @@ const ENDED = 4096;
 class RareFields {
 	timeoutMs: number | undefined;
 	controller: AbortController | undefined;
+	abortReason: RunledgerError | undefined;
 	timeoutTimer: NodeJS.Timeout | undefined;
 	abortedAtShutdown: CancelledError | undefined;
 	progress: RunProgress | undefined;
@@ -252,13 +261,22 @@ export class Execution implements Queued, WriteSlot {
 		this.#flag(LINKED, value);
 	}
 
-	/** Created on the first read of `ctx.signal`, or on abort. */
+	/** Created on the first read of `ctx.signal`. */
 	get controller(): AbortController | undefined {
 		return this.#rare?.controller;
 	}
 
 	set controller(value: AbortController | undefined) {
 		if (value !== undefined || this.#rare !== undefined) this.#rareFields().controller = value;
+	}
+
+	/** Why the run was aborted, while no signal was handed out: the signal is made aborted with it. */
+	get abortReason(): RunledgerError | undefined {
+		return this.#rare?.abortReason;
+	}
+
+	set abortReason(value: RunledgerError | undefined) {
+		if (value !== undefined || this.#rare !== undefined) this.#rareFields().abortReason = value;
 	}
 
 	get timeoutTimer(): NodeJS.Timeout | undefined {

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import { type CancelAndPublish, cancelInOneTrip } from './cancel-in-one-trip.js';
-import { toErrorInfo } from './error-info.js';
+import { cancelledInfo, ownErrorInfo, toErrorInfo } from './error-info.js';
 import type { BackgroundTaskManagerEvents } from './events.js';
 import {
 	CancelledError,
@@ -697,20 +697,28 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (execution.isTerminal) return;
 		const error = new TimeoutError(`Run "${execution.runId}" timed out after ${execution.timeoutMs} ms`, execution.timeoutMs!);
 		this.#abort(execution, error);
-		this.#finish(execution, 'failed', error);
+		this.#finish(execution, 'failed', ownErrorInfo(error));
 	}
 
 	// Returns true when this call cancelled the run.
 	#cancel(execution: Execution, reason: string | undefined): boolean {
 		if (execution.isTerminal) return false;
+		if (execution.view.status === 'queued') {
+			// Its function was never called, so no abort reason can ever be seen: the cancel is recorded
+			// without making one (an Error captures a stack trace; a shutdown with a backlog of 100,000
+			// runs spent most of its seconds on them).
+			this.#finish(execution, 'cancelled', cancelledInfo(execution.runId, reason));
+			return true;
+		}
+
 		const error = new CancelledError(execution.runId, reason);
 		this.#abort(execution, error);
-		this.#finish(execution, 'cancelled', error);
+		this.#finish(execution, 'cancelled', ownErrorInfo(error));
 		return true;
 	}
 
 	async #cancelStored(runId: string, reason: string | undefined): Promise<boolean> {
-		const patch: RunPatch = { status: 'cancelled', completedAt: Date.now(), error: toErrorInfo(new CancelledError(runId, reason)) };
+		const patch: RunPatch = { status: 'cancelled', completedAt: Date.now(), error: cancelledInfo(runId, reason) };
 		const options = { ifStatus: ['queued', 'running'] } as const;
 		const { bus, instanceId } = this.#options;
 		const command: { type: 'cancel'; runId: string; reason?: string; origin?: string } = { type: 'cancel', runId };
@@ -780,7 +788,10 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	}
 
 	#abort(execution: Execution, reason: RunledgerError): void {
-		(execution.controller ??= new AbortController()).abort(reason);
+		const { controller } = execution;
+		if (controller !== undefined) controller.abort(reason);
+		// No signal handed out yet: the task gets one already aborted if it asks (the first reason wins, as with a controller).
+		else execution.abortReason ??= reason;
 	}
 
 	// A field, so that every run's context can share it without a closure of its own.
@@ -825,7 +836,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (execution.abortedAtShutdown !== undefined) {
 			// Aborted by the shutdown: whatever the task did once it stopped, the run was cancelled.
 			status = 'cancelled';
-			outcome = execution.abortedAtShutdown;
+			outcome = ownErrorInfo(execution.abortedAtShutdown);
 		}
 
 		this.#flushProgress(execution);
@@ -922,7 +933,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#abort(execution, error);
 			this.#clearTimers(execution);
 			const now = Date.now();
-			this.#applyTerminal(execution, changedView(execution.view, { status: 'failed', error: toErrorInfo(error), completedAt: now }, now));
+			this.#applyTerminal(execution, changedView(execution.view, { status: 'failed', error: ownErrorInfo(error), completedAt: now }, now));
 		}
 	}
 
@@ -1046,7 +1057,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			}
 
 			execution.abortedAtShutdown = undefined;
-			this.#finish(execution, 'failed', new ShutdownTimeoutError(execution.runId, abortGraceMs));
+			this.#finish(execution, 'failed', ownErrorInfo(new ShutdownTimeoutError(execution.runId, abortGraceMs)));
 			timedOut.push(execution.runId);
 		}
 

@@ -3,7 +3,7 @@
  * finished and unknown runs, cancel racing completion, and slots held by draining tasks.
  */
 import { describe, expect, it } from 'vitest';
-import { CancelledError, ValidationError, type Run } from '../src/index.js';
+import { CancelledError, TimeoutError, ValidationError, type Run } from '../src/index.js';
 import { deferred, sleep, tick } from './support/deferred.js';
 import { createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { controlledTask } from './support/tasks.js';
@@ -153,6 +153,75 @@ describe('cancelTask of a running run', () => {
 		await manager.waitAll();
 		expect(events.names(runId)).toEqual(['queued', 'started', 'cancelled']);
 		expect((await registry.getRun(runId))!.status).toBe('cancelled');
+	});
+});
+
+describe('the signal and the recorded error of a cancel or a timeout', () => {
+	it('fires the abort event on a signal read before the cancel, and hands an already aborted one to a task that reads it only after', async () => {
+		const { manager } = createManager();
+		const early = controlledTask();
+		const late = controlledTask();
+		const earlyId = manager.startTask({ moduleId: 'm' }, early.fn);
+		const lateId = manager.startTask({ moduleId: 'm' }, late.fn);
+		const earlyContext = await early.called;
+		const lateContext = await late.called;
+		const heard: unknown[] = [];
+		earlyContext.signal.addEventListener('abort', () => heard.push(earlyContext.signal.reason));
+
+		await manager.cancelTask(earlyId, 'first');
+		await manager.cancelTask(lateId, 'second');
+		expect(heard).toHaveLength(1);
+		expect(heard[0]).toMatchObject({ name: 'CancelledError', runId: earlyId, reason: 'first' });
+		// Never read before the cancel: made aborted on first read, with the cancel's reason.
+		expect(lateContext.signal.aborted).toBe(true);
+		expect(() => lateContext.signal.throwIfAborted()).toThrow(CancelledError);
+		expect(lateContext.signal.reason).toMatchObject({ runId: lateId, reason: 'second' });
+		// The same signal on every read.
+		expect(lateContext.signal).toBe(lateContext.signal);
+		early.done.resolve(undefined);
+		late.done.resolve(undefined);
+		await manager.waitAll();
+	});
+
+	it('hands a task that reads its signal only after its timeout a signal aborted with the TimeoutError', async () => {
+		const { manager } = createManager();
+		const task = controlledTask();
+		const runId = manager.startTask({ moduleId: 'm', timeoutMs: 20 }, task.fn);
+		const context = await task.called;
+		await sleep(60);
+		expect((await manager.getRun(runId))?.status).toBe('failed');
+		expect(context.signal.aborted).toBe(true);
+		expect(context.signal.reason).toBeInstanceOf(TimeoutError);
+		task.done.resolve(undefined);
+		await manager.waitAll();
+	});
+
+	it('records a cancel (queued or running), a timeout and a cancel at shutdown as name, message and code, without a stack that would point into runledger', async () => {
+		const { manager, registry } = createManager({ concurrency: 2 });
+		const running = controlledTask();
+		const timed = controlledTask();
+		const atShutdown = controlledTask();
+		const runningId = manager.startTask({ moduleId: 'm' }, running.fn);
+		const timedId = manager.startTask({ moduleId: 'm', timeoutMs: 20 }, timed.fn);
+		const queuedId = manager.startTask({ moduleId: 'm' }, controlledTask().fn);
+		await running.called;
+		await manager.cancelTask(queuedId, 'queued');
+		await manager.cancelTask(runningId, 'running');
+		await sleep(60);
+		// Both slots are still held by the two draining functions: let them end.
+		running.done.resolve(undefined);
+		timed.done.resolve(undefined);
+		const shutdownId = manager.startTask({ moduleId: 'm' }, atShutdown.fn);
+		(await atShutdown.called).signal.addEventListener('abort', () => atShutdown.done.resolve(undefined));
+		await manager.shutdown({ graceMs: 0, abortGraceMs: 1_000 });
+
+		const errors = Object.fromEntries(await Promise.all([queuedId, runningId, timedId, shutdownId].map(async (runId) => [runId, (await registry.getRun(runId))?.error])));
+		expect(errors).toEqual({
+			[queuedId]: { name: 'CancelledError', message: `Run "${queuedId}" was cancelled: queued`, code: 'ERR_CANCELLED' },
+			[runningId]: { name: 'CancelledError', message: `Run "${runningId}" was cancelled: running`, code: 'ERR_CANCELLED' },
+			[timedId]: { name: 'TimeoutError', message: `Run "${timedId}" timed out after 20 ms`, code: 'ERR_TIMEOUT' },
+			[shutdownId]: { name: 'CancelledError', message: `Run "${shutdownId}" was cancelled: shutdown`, code: 'ERR_CANCELLED' },
+		});
 	});
 });
 
