@@ -5,6 +5,8 @@
  *   - 'aborted' when a run's signal aborts (a cancel made in the parent reached it);
  *   - 'pong' when a message arrives on the raw pub/sub channel `bench:ping` (its own connection);
  *   - 'ipc-pong' to an IPC 'ping'.
+ * 'aborted' and 'pong' carry `at`, `process.hrtime` in ns when the event happened: CLOCK_MONOTONIC,
+ * which on Linux is one clock for every process of the machine, so the parent can subtract its own.
  * argv: port, count, prefix.
  */
 import { Redis } from 'ioredis';
@@ -25,7 +27,7 @@ const manager = new BackgroundTaskManager(new RedisRunRegistry({ client, prefix 
 manager.on('error', (error) => console.error('child manager error:', error.message));
 
 const subscriber = new Redis({ host: '127.0.0.1', port });
-subscriber.on('message', (_channel: string, message: string) => send({ type: 'pong', id: Number(message) }));
+subscriber.on('message', (_channel: string, message: string) => send({ type: 'pong', id: Number(message), at: Number(process.hrtime.bigint()) }));
 await subscriber.subscribe('bench:ping');
 
 process.on('message', (message: ParentMessage) => {
@@ -41,7 +43,7 @@ for (let index = 0; index < count; index++) {
 				signal.addEventListener(
 					'abort',
 					() => {
-						send({ type: 'aborted', runId });
+						send({ type: 'aborted', runId, at: Number(process.hrtime.bigint()) });
 						reject(signal.reason);
 					},
 					{ once: true },
