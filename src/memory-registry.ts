@@ -8,7 +8,7 @@ import { storeValue } from './memory/copy-value.js';
 import { OrderedIndex } from './memory/ordered-index.js';
 import { RunEntry } from './memory/run-entry.js';
 import { RunTable } from './memory/run-table.js';
-import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, parseStatusFilter } from './run-validation.js';
+import { assertId, assertPatch, assertRun, assertRunWrite, parseRunQuery, parseStatusFilter } from './run-validation.js';
 import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRunOptions } from './registry.js';
 import { applyWriteNow, findSlot, newRunId, releaseSlot, type WriteSlot } from './registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from './result-size.js';
@@ -45,8 +45,6 @@ const APPLIED: RunWriteResult = Object.freeze({ outcome: 'applied' });
 const MISSED: RunWriteResult = Object.freeze({ outcome: 'missed' });
 
 const DEFAULT_MAX_RUNS = 10_000;
-const DEFAULT_LIMIT = 100;
-const MAX_LIMIT = 10_000;
 const STATUSES = Object.values(RunStatus);
 
 const byCreation = (a: Position, b: Position): number => a.createdAt - b.createdAt || a.seq - b.seq;
@@ -293,15 +291,9 @@ export class MemoryRunRegistry implements RunRegistry {
 	 * @throws {ValidationError} When a filter, `limit` (an integer from 1 to 10,000) or `cursor` is invalid.
 	 */
 	async listRuns(query: RunQuery = {}): Promise<RunPage> {
-		if (typeof query !== 'object' || query === null) throw new ValidationError('query', 'an object', query);
-		const statuses = toSet(parseStatusFilter('query.status', query.status));
-		const { moduleId, itemId, ownerId, limit = DEFAULT_LIMIT, cursor } = query;
-		assertOptionalString('query.moduleId', moduleId);
-		assertOptionalString('query.itemId', itemId);
-		assertOptionalString('query.ownerId', ownerId);
-		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-			throw new ValidationError('query.limit', `an integer from 1 to ${MAX_LIMIT}`, limit);
-		}
+		const parsed = parseRunQuery(query);
+		const statuses = toSet(parsed.statuses);
+		const { moduleId, itemId, ownerId, limit, cursor } = parsed;
 		const after = cursor === undefined ? undefined : decodeCursor(cursor);
 
 		// Walk the smallest bucket that covers the query; every other filter is checked per run.

@@ -3,7 +3,7 @@
  * refuses the same input with the same `ValidationError` (its `field` names the culprit).
  */
 import { ValidationError } from './errors.js';
-import type { RunWrite } from './registry.js';
+import type { RunQuery, RunWrite } from './registry.js';
 import type { Run, RunPatch, RunStatus } from './run.js';
 import { RUN_PRIORITIES, RunStatus as RunStatuses, isRunPriority, isRunStatus } from './run.js';
 
@@ -92,6 +92,35 @@ export function assertRunWrite(write: unknown): asserts write is RunWrite {
 	assertId('write.runId', candidate.runId);
 	if (!isRunStatus(candidate.ifStatus)) throw new ValidationError('write.ifStatus', STATUS_LIST, candidate.ifStatus);
 	assertPatch(candidate.patch);
+}
+
+/** The default and the largest `limit` of a `listRuns` page. */
+export const DEFAULT_LIST_LIMIT = 100;
+export const MAX_LIST_LIMIT = 10_000;
+
+/** A checked {@link RunQuery}, with its `limit` defaulted and its status filter as a list (see parseStatusFilter). The cursor is the registry's to decode. */
+export interface ParsedRunQuery {
+	readonly statuses: RunStatus[] | undefined;
+	readonly moduleId: string | undefined;
+	readonly itemId: string | undefined;
+	readonly ownerId: string | undefined;
+	readonly limit: number;
+	readonly cursor: unknown;
+}
+
+/** Checks a `listRuns` query as every registry does, so that each refuses the same query with the same field. */
+export function parseRunQuery(query: unknown): ParsedRunQuery {
+	if (typeof query !== 'object' || query === null) throw new ValidationError('query', 'an object', query);
+	const candidate = query as RunQuery;
+	const statuses = parseStatusFilter('query.status', candidate.status);
+	const { moduleId, itemId, ownerId, limit = DEFAULT_LIST_LIMIT, cursor } = candidate;
+	assertOptionalString('query.moduleId', moduleId);
+	assertOptionalString('query.itemId', itemId);
+	assertOptionalString('query.ownerId', ownerId);
+	if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+		throw new ValidationError('query.limit', `an integer from 1 to ${MAX_LIST_LIMIT}`, limit);
+	}
+	return { statuses, moduleId, itemId, ownerId, limit, cursor };
 }
 
 /** A status-or-statuses option as a list without repeats; `undefined` when absent (no filter). */

@@ -14,7 +14,7 @@ import type { RunPage, RunQuery, RunRegistry, RunWrite, RunWriteResult, UpdateRu
 import { addTokenOf } from '../registry-internals.js';
 import { DEFAULT_MAX_RESULT_BYTES, assertResultSize, parseMaxResultBytes } from '../result-size.js';
 import type { Run, RunPatch, RunStatus } from '../run.js';
-import { assertId, assertOptionalString, assertPatch, assertRun, assertRunWrite, isValidId, parseStatusFilter } from '../run-validation.js';
+import { assertId, assertPatch, assertRun, assertRunWrite, isValidId, parseRunQuery, parseStatusFilter } from '../run-validation.js';
 import type { CancelPublication, CancelPublishingRegistry } from './cancel-publication.js';
 import { redisKeys, scriptKeys, type RedisKeys } from './keys.js';
 import { SCRIPTS, runScript, type LuaScript } from './scripts.js';
@@ -57,10 +57,8 @@ export interface RedisRunRegistryOptions {
 
 type MutableRun = { -readonly [K in keyof Run]: Run[K] };
 
-const DEFAULT_LIMIT = 100;
 // Not stored, as it is what most runs have (see otherFields and fromHash).
 const DEFAULT_PRIORITY = 'normal';
-const MAX_LIMIT = 10_000;
 const CLEANUP_BATCH = 1_000;
 // applyWrites sends at most this many writes, or about this many characters of arguments, per
 // script call, so that no one call holds Redis (single-threaded) for long.
@@ -254,15 +252,7 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	 * @throws {ValidationError} When a filter, `limit` (an integer from 1 to 10,000) or `cursor` is invalid.
 	 */
 	async listRuns(query: RunQuery = {}): Promise<RunPage> {
-		if (typeof query !== 'object' || query === null) throw new ValidationError('query', 'an object', query);
-		const statuses = parseStatusFilter('query.status', query.status);
-		const { moduleId, itemId, ownerId, limit = DEFAULT_LIMIT, cursor } = query;
-		assertOptionalString('query.moduleId', moduleId);
-		assertOptionalString('query.itemId', itemId);
-		assertOptionalString('query.ownerId', ownerId);
-		if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
-			throw new ValidationError('query.limit', `an integer from 1 to ${MAX_LIMIT}`, limit);
-		}
+		const { statuses, moduleId, itemId, ownerId, limit, cursor } = parseRunQuery(query);
 		const after = cursor === undefined ? undefined : decodeCursor(cursor);
 		if (statuses !== undefined && statuses.length === 0) return { runs: [] };
 
