@@ -18,10 +18,19 @@
 local K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 
--- The status index keys, spelled once per script call rather than concatenated per write.
 local STATUSES = { 'queued', 'running', 'completed', 'failed', 'cancelled' }
-local STATUS_KEY = {}
-for _, status in ipairs(STATUSES) do STATUS_KEY[status] = P_STATUS .. status end
+
+-- The status index key of `status`, spelled once per script call on first use rather than once
+-- per write (a batch moves many runs between the same few), and never by a call that needs none.
+local status_keys = {}
+local function status_key(status)
+	local key = status_keys[status]
+	if not key then
+		key = P_STATUS .. status
+		status_keys[status] = key
+	end
+	return key
+end
 
 local ACTIVE = { queued = true, running = true }
 local TERMINAL = { completed = true, failed = true, cancelled = true }
@@ -164,7 +173,7 @@ end
 
 -- Adds run `id` (fields `r`) to the creation-time indexes and, when active and owned, to its owner's active set.
 local function index_run(id, r)
-	zadd(STATUS_KEY[r.status] or P_STATUS .. r.status, r.createdAt, id)
+	zadd(status_key(r.status), r.createdAt, id)
 	zadd(P_MODULE .. r.moduleId, r.createdAt, id)
 	if r.itemId then zadd(P_ITEM .. r.itemId, r.createdAt, id) end
 	if r.ownerId then
@@ -175,7 +184,7 @@ end
 
 -- Removes every index entry of run `id`, whose indexed fields are `r`.
 local function unindex_run(id, r)
-	zrem(STATUS_KEY[r.status] or P_STATUS .. r.status, id)
+	zrem(status_key(r.status), id)
 	zrem(P_MODULE .. r.moduleId, id)
 	if r.itemId then zrem(P_ITEM .. r.itemId, id) end
 	if r.ownerId then
@@ -350,8 +359,8 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 	if owner then h.ownerId = owner end
 
 	if to ~= from then
-		zrem(STATUS_KEY[from], id)
-		zadd(STATUS_KEY[to], h.createdAt, id)
+		zrem(status_key(from), id)
+		zadd(status_key(to), h.createdAt, id)
 	end
 	if owner ~= was_owner then
 		if was_owner then zrem(P_OWNER .. was_owner, id) end

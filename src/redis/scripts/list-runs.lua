@@ -37,7 +37,7 @@ local function count(keys)
 	return n
 end
 local sources = {}
-for _, status in ipairs(STATUSES) do table.insert(sources, STATUS_KEY[status]) end
+for _, status in ipairs(STATUSES) do table.insert(sources, status_key(status)) end
 local size = count(sources)
 local function consider(keys)
 	local n = count(keys)
