@@ -12,7 +12,7 @@ import type { RunRegistry } from './registry.js';
 /** What the housekeeping needs of its manager. */
 export interface HousekeepingHost {
 	/** Whether the manager is shutting down: a failed subscription is then not tried again. */
-	readonly closing: boolean;
+	isClosing(): boolean;
 	/** Ids of the runs to compare with the registry: active here, and written there. */
 	reconcilableRunIds(): string[];
 	/** Whether the manager holds run `runId`. */
@@ -121,9 +121,9 @@ export class Housekeeping {
 			)
 			.catch((error: unknown) => {
 				this.#host.report(asRunledgerError(error, 'ERR_BUS'), 'Could not subscribe to the cancellation bus; will try again');
-				if (!this.#host.closing) {
+				if (!this.#host.isClosing()) {
 					const delay = Math.min(30_000, 500 * 2 ** attempt);
-					this.#resubscribeTimer = setTimeout(() => this.#host.closing || this.#subscribe(bus, attempt + 1), delay).unref();
+					this.#resubscribeTimer = setTimeout(() => this.#host.isClosing() || this.#subscribe(bus, attempt + 1), delay).unref();
 				}
 
 				return undefined;

@@ -217,11 +217,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		});
 
 		this.#cancelAndPublish = cancelInOneTrip(registry, this.#options.bus);
-		const manager = this;
 		this.#housekeeping = new Housekeeping(registry, this.#options, {
-			get closing() {
-				return manager.#closing;
-			},
+			isClosing: () => this.#closing,
 			reconcilableRunIds: () => {
 				const runIds: string[] = [];
 				for (const execution of this.#runs.values()) {
@@ -703,7 +700,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Returns true when this call cancelled the run.
 	#cancel(execution: Execution, reason: string | undefined): boolean {
 		if (execution.isTerminal) return false;
-		if (execution.view.status === 'queued') {
+		if (execution.isWaiting()) {
 			// Its function was never called, so no abort reason can ever be seen: the cancel is recorded
 			// without making one (an Error captures a stack trace; a shutdown with a backlog of 100,000
 			// runs spent most of its seconds on them).

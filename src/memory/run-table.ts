@@ -53,7 +53,8 @@ export class RunTable<T extends Keyed> {
 	set(entry: T): void {
 		const slot = slotOfRunId(entry.runId);
 		// Only the slot the next new id names: any other may be named by an id handed out later.
-		if (slot >= 0 && slot === this.#nextSlot() && slot < SLOT_COUNT) {
+		// (Never a slot past the last, as ids name at most SLOT_COUNT of them; -1 is no slot id.)
+		if (slot === this.#nextSlot()) {
 			if (slot === this.#slots.length) this.#slots.push(entry);
 			else {
 				this.#free.pop();

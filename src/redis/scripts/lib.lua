@@ -271,8 +271,15 @@ local function add_run(args, at, last, ttl, now, expiring)
 	}
 	if r.itemId or r.ownerId then
 		local set, n = { 'HSET', key, 'moduleId', r.moduleId, 'status', r.status, 'createdAt', r.createdAt }, 8
-		if r.itemId then set[n + 1], set[n + 2], n = 'itemId', r.itemId, n + 2 end
-		if r.ownerId then set[n + 1], set[n + 2], n = 'ownerId', r.ownerId, n + 2 end
+		-- (n moves in its own statement: Lua leaves the order of a multiple assignment undefined.)
+		if r.itemId then
+			set[n + 1], set[n + 2] = 'itemId', r.itemId
+			n = n + 2
+		end
+		if r.ownerId then
+			set[n + 1], set[n + 2] = 'ownerId', r.ownerId
+			n = n + 2
+		end
 		for i = at + 7, last do
 			n = n + 1
 			set[n] = args[i]
