@@ -19,6 +19,7 @@ import {
 	TimeoutError,
 	ValidationError,
 	asRunledgerError,
+	withoutStack,
 } from './errors.js';
 import { ActiveRuns } from './active-runs.js';
 import { Execution, RunContext, type TaskFunction } from './execution.js';
@@ -692,7 +693,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	#timeOut(execution: Execution): void {
 		execution.timeoutTimer = undefined;
 		if (execution.isTerminal) return;
-		const error = new TimeoutError(`Run "${execution.runId}" timed out after ${execution.timeoutMs} ms`, execution.timeoutMs!);
+		const error = withoutStack(() => new TimeoutError(`Run "${execution.runId}" timed out after ${execution.timeoutMs} ms`, execution.timeoutMs!));
 		this.#abort(execution, error);
 		this.#finish(execution, 'failed', ownErrorInfo(error));
 	}
@@ -708,7 +709,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			return true;
 		}
 
-		const error = new CancelledError(execution.runId, reason);
+		const error = withoutStack(() => new CancelledError(execution.runId, reason));
 		this.#abort(execution, error);
 		this.#finish(execution, 'cancelled', ownErrorInfo(error));
 		return true;
@@ -903,7 +904,11 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		if (stored !== undefined && ours && isTerminalStatus(stored.status)) {
 			if (!execution.isTerminal) {
-				this.#abort(execution, stored.status === 'cancelled' ? CancelledError.fromStored(execution.runId, stored.error) : new RunledgerError(`Run "${execution.runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' }));
+				const { runId } = execution;
+				this.#abort(
+					execution,
+					withoutStack(() => stored.status === 'cancelled' ? CancelledError.fromStored(runId, stored.error) : new RunledgerError(`Run "${runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' })),
+				);
 				this.#clearTimers(execution);
 				this.#applyTerminal(execution, stored);
 			} else {
@@ -1040,7 +1045,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 				continue;
 			}
 
-			const reason = new CancelledError(execution.runId, SHUTDOWN_REASON);
+			const reason = withoutStack(() => new CancelledError(execution.runId, SHUTDOWN_REASON));
 			execution.abortedAtShutdown = reason;
 			this.#abort(execution, reason);
 			aborted.push(execution);

@@ -196,6 +196,35 @@ describe('the signal and the recorded error of a cancel or a timeout', () => {
 		await manager.waitAll();
 	});
 
+	it('aborts signals with errors whose stack is only their name and message, and leaves Error.stackTraceLimit as the host set it', async () => {
+		const { manager } = createManager({ concurrency: 3 });
+		const cancelled = controlledTask();
+		const timed = controlledTask();
+		const atShutdown = controlledTask();
+		const cancelledId = manager.startTask({ moduleId: 'm' }, cancelled.fn);
+		manager.startTask({ moduleId: 'm', timeoutMs: 20 }, timed.fn);
+		manager.startTask({ moduleId: 'm' }, atShutdown.fn);
+		const signals = await Promise.all([cancelled.called, timed.called, atShutdown.called].map(async (called) => (await called).signal));
+		const hostLimit = Error.stackTraceLimit;
+		Error.stackTraceLimit = 7;
+		try {
+			await manager.cancelTask(cancelledId, 'by hand');
+			await sleep(60);
+			signals[2]!.addEventListener('abort', () => atShutdown.done.resolve(undefined));
+			cancelled.done.resolve(undefined);
+			timed.done.resolve(undefined);
+			await manager.shutdown({ graceMs: 0, abortGraceMs: 1_000 });
+			const reasons = signals.map((signal) => signal.reason as Error);
+			expect(reasons.map((reason) => reason.name)).toEqual(['CancelledError', 'TimeoutError', 'CancelledError']);
+			for (const reason of reasons) expect(reason.stack).toBe(`${reason.name}: ${reason.message}`);
+			expect(Error.stackTraceLimit).toBe(7);
+			// Errors the host makes meanwhile keep their frames.
+			expect(new Error('host').stack?.split('\n').length).toBeGreaterThan(1);
+		} finally {
+			Error.stackTraceLimit = hostLimit;
+		}
+	});
+
 	it('records a cancel (queued or running), a timeout and a cancel at shutdown as name, message and code, without a stack that would point into runledger', async () => {
 		const { manager, registry } = createManager({ concurrency: 2 });
 		const running = controlledTask();
