@@ -4,7 +4,7 @@
  * `ifStatus: 'queued'`, updateRun COMPLETED with a result and `ifStatus: 'running'`), by
  * `loops` loops that each await one write before the next, on this benchmark's own redis-server.
  * Prints, per run: the commands executed in Redis (every one, from `INFO commandstats`), the
- * time Redis spent in the scripts (`usec` of EVALSHA), the client's CPU time, and the
+ * time Redis spent in the scripts (`usec` of FCALL), the client's CPU time, and the
  * `used_memory` delta with the runs left in Redis.
  *
  *   node --import tsx --import ./scripts/lua-hooks.mjs bench/profile/redis-registry.ts [count] [--ttl] [--owner] [--rounds=N]
@@ -37,7 +37,7 @@ async function round(size: number, label: string): Promise<void> {
 	await admin.config('RESETSTAT');
 	const memoryBefore = await usedMemory(admin);
 	const statsBefore = await commandStats(admin);
-	const scriptBefore = await usecOf('evalsha');
+	const scriptBefore = await usecOf('fcall');
 	const cpuBefore = process.cpuUsage();
 	const start = process.hrtime.bigint();
 	let next = 0;
@@ -57,7 +57,7 @@ async function round(size: number, label: string): Promise<void> {
 	);
 	const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
 	const cpu = process.cpuUsage(cpuBefore);
-	const scriptAfter = await usecOf('evalsha');
+	const scriptAfter = await usecOf('fcall');
 	const delta = diffCounts(statsBefore, await commandStats(admin));
 	delta.delete('info');
 	delta.delete('config');

@@ -17,7 +17,7 @@ import type { Run, RunPatch, RunStatus } from '../run.js';
 import { assertId, assertPatch, assertRun, assertRunWrite, isValidId, parseRunQuery, parseStatusFilter } from '../run-validation.js';
 import type { CancelPublication, CancelPublishingRegistry } from './cancel-publication.js';
 import { redisKeys, scriptKeys, type RedisKeys } from './keys.js';
-import { SCRIPTS, runScript, type LuaScript } from './scripts.js';
+import { SCRIPTS, ScriptRunner, type LuaScript } from './scripts.js';
 
 /** Options for {@link RedisRunRegistry}. */
 export interface RedisRunRegistryOptions {
@@ -90,6 +90,8 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	// '' when runs never expire.
 	readonly #ttlArg: string;
 	readonly #maxResultBytes: number;
+	// FCALL of runledger's function library, or EVAL where the server refuses functions.
+	readonly #scripts = new ScriptRunner();
 	// The maxmemory-policy check: 'todo' until a command starts it, and again when it could not reach Redis.
 	#policyCheck: 'todo' | 'pending' | 'done';
 
@@ -232,7 +234,7 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 					characters += arg.length;
 				}
 			}
-			const replies = (await runScript(this.#redis(), SCRIPTS.applyWrites, this.#common.keys, argv)) as Array<number | [RunStatus, RunStatus]>;
+			const replies = (await this.#scripts.run(this.#redis(), SCRIPTS.applyWrites, this.#common.keys, argv)) as Array<number | [RunStatus, RunStatus]>;
 			for (let at = start; at < end; at++) {
 				const { index, runId, add } = sent[at] as (typeof sent)[number];
 				const reply = replies[at - start];
@@ -374,7 +376,7 @@ export class RedisRunRegistry implements RunRegistry, CancelPublishingRegistry {
 	}
 
 	#run(script: LuaScript, args: readonly string[]): Promise<unknown> {
-		return runScript(this.#redis(), script, this.#common.keys, [...this.#common.args, ...args]);
+		return this.#scripts.run(this.#redis(), script, this.#common.keys, [...this.#common.args, ...args]);
 	}
 
 	// The client, for a command about to be sent; the first such command starts the maxmemory-policy check.

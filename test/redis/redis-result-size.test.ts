@@ -74,7 +74,7 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 		await registry.addRun(running);
 		const addedBig = runningRun({ status: 'completed', result: big, completedAt: T0 + 1 });
 		const batchedOk = runningRun();
-		// Redis has the script: its one call below is an EVALSHA, never followed by an EVAL.
+		// Redis has the library: its one call below is an FCALL, never after a FUNCTION LOAD.
 		await registry.applyWrites([{ type: 'add', run: runningRun() }]);
 
 		const commands = await monitored(async () => {
@@ -100,7 +100,7 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry maxResultBytes', () => {
 
 		const ours = commands.filter((args) => args.some((arg) => arg.includes(prefix)));
 		// One script call went: the batch's two valid writes; the small result with them.
-		expect(ours.map((args) => args[0]?.toLowerCase())).toEqual(['evalsha']);
+		expect(ours.map((args) => args[0]?.toLowerCase())).toEqual(['fcall']);
 		expect(ours.flat().filter((arg) => arg.includes(marker))).toEqual([JSON.stringify(small)]);
 		expect(commands.flat().some((arg) => arg.includes('x'.repeat(2_000)))).toBe(false);
 

@@ -7,7 +7,6 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { RedisCancellationBus, RedisRunRegistry } from '../../src/redis/index.js';
-import { SCRIPTS } from '../../src/redis/scripts.js';
 import type { Run, RunStatus } from '../../src/run.js';
 import { describeRunRegistryConformance } from '../../src/testing/index.js';
 import { T0, connect, eventually, makeRun, redisUrl, scanAll, scanKeys, uniquePrefix } from './support.js';
@@ -374,20 +373,6 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry', () => {
 	});
 
 	describe('scripts', () => {
-		it('falls back to EVAL after SCRIPT FLUSH, and the script is cached again', async () => {
-			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix() });
-			const run = makeRun();
-			await registry.addRun(run);
-			await client.script('FLUSH');
-			expect(await client.script('EXISTS', SCRIPTS.updateRun.sha, SCRIPTS.listRuns.sha)).toEqual([0, 0]);
-			expect(await registry.updateRun(run.runId, { status: 'running' })).toMatchObject({ status: 'running' });
-			expect((await registry.listRuns()).runs).toHaveLength(1);
-			expect(await client.script('EXISTS', SCRIPTS.updateRun.sha, SCRIPTS.listRuns.sha)).toEqual([1, 1]);
-			await client.script('FLUSH');
-			await expect(registry.addRun(run)).rejects.toMatchObject({ name: 'RunExistsError' });
-			await expect(registry.updateRun(run.runId, { status: 'queued' })).rejects.toMatchObject({ name: 'IllegalTransitionError', from: 'running', to: 'queued' });
-		});
-
 		it('passes Redis errors through as they are', async () => {
 			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix() });
 			const stringKey = uniquePrefix();

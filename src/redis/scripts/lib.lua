@@ -1,8 +1,14 @@
 #!lua
 -- (The line above makes Redis 7 treat every script as a flagged one: one that may write is
 -- refused as a whole when Redis is out of memory, instead of failing halfway through.)
--- lib.lua: prepended to every other script (scripts.ts joins them), so each script starts with
--- these definitions. It spells no key: keys come in KEYS, key beginnings in ARGV (keys.ts).
+-- lib.lua: the definitions every other script is written against. scripts.ts packages them two
+-- ways: as one Redis Functions library (this file once, then each script as a function of it,
+-- loaded with FUNCTION LOAD and called with FCALL, so that these definitions are made once per
+-- server instead of once per call), and, for a server that refuses functions, as EVAL scripts
+-- (this file prepended to each script). Either way a call starts with begin_call(KEYS, ARGV),
+-- which sets the per-call state below: in a library, the definitions outlive a call, so nothing a
+-- call leaves in them may reach the next one. It spells no key: keys come in KEYS, key beginnings
+-- in ARGV (keys.ts).
 --
 -- Common KEYS (every script):
 --   KEYS[1] p:idx:ended        sorted set  terminal runs, scored by end time
@@ -15,13 +21,15 @@
 --   ARGV[1] 'p:run:'  ARGV[2] 'p:idx:status:'  ARGV[3] 'p:idx:module:'  ARGV[4] 'p:idx:item:'
 --   ARGV[5] 'p:idx:owner:'  ARGV[6] 'p:active:'  ARGV[7] 'p:owner:'
 -- Script-specific ARGV start at ARGV[8].
-local K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+-- Per call (begin_call).
+local K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS
+local P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE
 
 local STATUSES = { 'queued', 'running', 'completed', 'failed', 'cancelled' }
 
 -- The status index key of `status`, spelled once per script call on first use rather than once
 -- per write (a batch moves many runs between the same few), and never by a call that needs none.
+-- Per call (begin_call): the prefix comes with the call.
 local status_keys = {}
 local function status_key(status)
 	local key = status_keys[status]
@@ -77,6 +85,7 @@ end
 -- per key and kind, which saves Redis most of its per-call cost. Nothing a write reads is
 -- collected: run hashes, p:idx:expiry and p:idx:expiry-info are always written at once.
 -- key -> { zset = whether a sorted set, changes = { member -> score (added) | true (added to a set) | false (removed) } }
+-- Per call (begin_call): a call that failed inside a batch must not leave the next one batching.
 local batch = nil
 
 local function change(key, zset, member, value)
@@ -104,9 +113,10 @@ local function srem(key, member)
 	if batch then change(key, false, member, false) else redis.call('SREM', key, member) end
 end
 
--- Owners known to be in K_OWNERS in this script: adding one again would change nothing.
+-- Owners known to be in K_OWNERS in this call: adding one again would change nothing. Per call
+-- (begin_call): another call may have removed one since.
 local listed_owners = {}
--- In a batch: the owners whose active set a run left, checked once each by end_batch.
+-- In a batch: the owners whose active set a run left, checked once each by end_batch. Per call.
 local left_owners = {}
 
 local function join_active(id, owner)
@@ -383,4 +393,11 @@ local function update_run(args, at, last, ttl, now, full, channel, message)
 		index_end(id, { status = to, moduleId = h.moduleId, itemId = h.itemId or false, ownerId = owner }, h.completedAt or updated, ttl, now)
 	end
 	return 1, h, patched
+end
+
+-- Starts a call: its keys and key beginnings, and fresh per-call state. Every script's first step.
+local function begin_call(keys, argv)
+	K_ENDED, K_EXPIRY, K_EXPIRY_INFO, K_OWNERS = keys[1], keys[2], keys[3], keys[4]
+	P_RUN, P_STATUS, P_MODULE, P_ITEM, P_OWNER, P_ACTIVE, P_LEASE = argv[1], argv[2], argv[3], argv[4], argv[5], argv[6], argv[7]
+	status_keys, listed_owners, left_owners, batch = {}, {}, {}, nil
 end
