@@ -140,7 +140,13 @@ export class ScriptRunner {
 					if (message === undefined) throw error;
 					// Loaded by another instance meanwhile: the same name is the same code.
 					if (message.includes('already exists')) return;
-					this.#functions = false;
+					if (isRefusal(message, 'function|load')) {
+						this.#functions = false;
+						return;
+					}
+					// Anything else (out of memory, a replica, still loading its data) may pass: this
+					// call fails with it, and the next call that misses the library tries again.
+					throw error;
 				},
 			);
 			this.#loading = loading;
@@ -157,10 +163,15 @@ export class ScriptRunner {
 	}
 }
 
-// A refusal of the command itself (not of what a script does): unknown to the server or a proxy,
-// or denied by an ACL (`NOPERM ... 'fcall' command`).
+// A refusal of the command itself, for good (not of what a script does, nor a passing state):
+// unknown to the server or a proxy, or denied by an ACL (`NOPERM ... 'fcall' command`,
+// `... 'function|load' command`).
 function isRefusal(message: string, command: string): boolean {
-	return message.startsWith('ERR unknown command') || (message.startsWith('NOPERM') && message.toLowerCase().includes(`'${command}'`));
+	return (
+		message.startsWith('ERR unknown command') ||
+		message.startsWith('ERR unknown subcommand') ||
+		(message.startsWith('NOPERM') && message.toLowerCase().includes(`'${command}'`))
+	);
 }
 
 /** Runs `script` with EVALSHA, or EVAL when Redis answers NOSCRIPT (which also caches it again). */

@@ -71,6 +71,24 @@ describe.skipIf(redisUrl === null)('RedisRunRegistry scripts', () => {
 			expect((await registry.listRuns({ limit: 100 })).runs).toHaveLength(20);
 		});
 
+		it('fails a call that cannot load the library for a passing reason (out of memory), and loads it with a later call', async () => {
+			await client.call('FUNCTION', 'FLUSH');
+			await client.script('FLUSH');
+			const registry = new RedisRunRegistry({ client, prefix: uniquePrefix(), checkMaxmemoryPolicy: false });
+			const run = makeRun();
+			await client.config('SET', 'maxmemory', '1');
+			try {
+				await expect(registry.addRun(run)).rejects.toThrow(/^OOM/);
+			} finally {
+				await client.config('SET', 'maxmemory', '0');
+			}
+			await registry.addRun(run);
+			expect(await registry.getRun(run.runId)).toMatchObject({ status: 'queued' });
+			// Still by FCALL: the library is there, and nothing went by EVAL.
+			expect(await client.call('FUNCTION', 'LIST', 'LIBRARYNAME', LIBRARY.name)).toHaveLength(1);
+			expect(await client.script('EXISTS', SCRIPTS.addRun.sha)).toEqual([0]);
+		});
+
 		for (const refused of ['fcall', 'function'] as const) {
 			it(`runs its scripts by EVAL where an ACL refuses ${refused.toUpperCase()}, the whole lifecycle included`, async () => {
 				const username = `runledger-no-${refused}`;
