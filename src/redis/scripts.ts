@@ -106,11 +106,6 @@ export class ScriptRunner {
 	// The FUNCTION LOAD in flight, shared by the calls that found the library missing meanwhile.
 	#loading: Promise<void> | undefined;
 
-	/** Whether scripts still go by FCALL (false once the server refused functions). */
-	get usesFunctions(): boolean {
-		return this.#functions;
-	}
-
 	async run(client: Redis, script: LuaScript, keys: readonly string[], args: readonly string[]): Promise<unknown> {
 		if (this.#functions) {
 			try {
