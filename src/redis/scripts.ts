@@ -2,12 +2,11 @@
  * The registry's Lua scripts, and how they are run. They are one Redis Functions library, loaded
  * once per server (`FUNCTION LOAD`) and called with `FCALL`: lib.lua's definitions are then made
  * once, not at every call (17–20 µs of each call in Redis on the benchmark machine:
- * bench/profile/script-call-cost.ts). A server that lost the
- * library (`FUNCTION FLUSH`, a restart without persistence) has it loaded again by the first call
- * that misses it. A server that refuses functions (an ACL without `FUNCTION` or `FCALL`, a proxy
- * that does not know them) gets the same scripts as EVAL scripts: EVALSHA, falling back to EVAL
- * on NOSCRIPT. Nothing is registered on the caller's client (no `defineCommand`): the client is
- * used as it was given.
+ * bench/profile/script-call-cost.ts). A server that lost the library (`FUNCTION FLUSH`, a restart
+ * without persistence) has it loaded again by the first call that misses it. A server that
+ * refuses functions (an ACL without `FUNCTION` or `FCALL`, a proxy that does not know them) gets
+ * the same scripts as EVAL scripts: EVALSHA, falling back to EVAL on NOSCRIPT. Nothing is
+ * registered on the caller's client (no `defineCommand`): the client is used as it was given.
  */
 import { createHash } from 'node:crypto';
 
