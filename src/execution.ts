@@ -2,6 +2,8 @@
  * The manager's record of one run it executes, from `startTask` until the run is terminal,
  * its function has settled and its last registry write has landed.
  */
+import { AsyncResource } from 'node:async_hooks';
+
 import type { CancelledError, RunledgerError } from './errors.js';
 import type { WriteSlot } from './registry-internals.js';
 import type { Queued } from './run-queue.js';
@@ -101,6 +103,12 @@ export class Execution implements Queued, WriteSlot {
 
 	/** The work to do; dropped once called so that its closure can be collected. */
 	task: TaskFunction | PromiseLike<unknown> | undefined;
+	/**
+	 * The async context `startTask` was called in (AsyncLocalStorage stores, a trace's active span):
+	 * the task function runs in it, whichever run's end freed the slot that starts it. Dropped with
+	 * the task.
+	 */
+	context: AsyncResource | undefined;
 	/** The status the registry holds, as far as this manager knows; undefined before the first write lands. */
 	stored: RunStatus | undefined;
 	/** The registry's handle to its record of the run (see `WriteSlot`). */
@@ -120,6 +128,7 @@ export class Execution implements Queued, WriteSlot {
 		this.#flags = (adopted ? ADOPTED : 0) | (chosenId ? CHOSEN_ID : 0) | statusBits(view);
 		this.#view = view;
 		this.task = task;
+		this.context = typeof task === 'function' ? new AsyncResource('RunledgerTask') : undefined;
 		this.seq = seq;
 		this.stored = undefined;
 		this.pending = undefined;
@@ -128,6 +137,12 @@ export class Execution implements Queued, WriteSlot {
 		this.next = undefined;
 		this.#rare = undefined;
 		if (timeoutMs !== undefined) this.#rareFields().timeoutMs = timeoutMs;
+	}
+
+	/** Drops the task and its context: called, or never to be called. */
+	dropTask(): void {
+		this.task = undefined;
+		this.context = undefined;
 	}
 
 	/** The manager's current view of the run. Replaced on every change, never mutated: events hand it out. */

@@ -602,7 +602,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		const task = execution.task!;
 		if (typeof task !== 'function') {
-			execution.task = undefined;
+			execution.dropTask();
 			Promise.resolve(task).then(
 				(value) => this.#finish(execution, 'completed', value),
 				(error: unknown) => this.#finish(execution, 'failed', error),
@@ -625,10 +625,13 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Calls the task function of a run that holds its slot.
 	#invoke(execution: Execution): void {
 		const task = execution.task as TaskFunction;
-		execution.task = undefined;
+		const { context } = execution;
+		execution.dropTask();
 		let result: unknown;
 		try {
-			result = task(new RunContext(execution, this.#reportProgress));
+			const runContext = new RunContext(execution, this.#reportProgress);
+			// In the caller's async context, not in the one of whatever freed the slot.
+			result = context === undefined ? task(runContext) : context.runInAsyncScope(task, undefined, runContext);
 		} catch (error) {
 			this.#settle(execution, 'failed', error);
 			return;
@@ -684,7 +687,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			return;
 		}
 
-		execution.task = undefined;
+		execution.dropTask();
 		this.#freeSlot(execution);
 		this.#afterChange(execution);
 		this.#drain();
@@ -840,7 +843,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#flushProgress(execution);
 		if (execution.timeoutTimer !== undefined) clearTimeout(execution.timeoutTimer);
 		execution.timeoutTimer = undefined;
-		execution.task = undefined;
+		execution.dropTask();
 
 		const patch: RunPatch = { status, completedAt: now };
 		if (status === 'completed') {
@@ -897,7 +900,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		// A run still waiting at its start gate never gets its function called.
 		if (execution.gated) {
 			execution.gated = false;
-			execution.task = undefined;
+			execution.dropTask();
 			this.#freeSlot(execution);
 			this.#drain();
 		}

@@ -2,6 +2,8 @@
  * BackgroundTaskManager: a run's life from startTask to its terminal state, validation,
  * concurrency and priorities, timeouts, progress, events, retention and the read API.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 import { describe, expect, it } from 'vitest';
 import {
 	BackgroundTaskManager,
@@ -510,6 +512,43 @@ describe('concurrency', () => {
 
 		video1.done.resolve(undefined);
 		await video2.called;
+	});
+});
+
+describe('the async context a task function runs in', () => {
+	it("is the one of its startTask call, whichever run's end freed the slot that starts it", async () => {
+		const { manager } = createManager({ concurrency: 1 });
+		const storage = new AsyncLocalStorage<string>();
+		const seen: string[] = [];
+		for (const request of ['a', 'b', 'c']) {
+			storage.run(request, () =>
+				manager.startTask({ moduleId: 'm' }, async () => {
+					seen.push(`${request} starts in ${storage.getStore()}`);
+					await sleep(2);
+					seen.push(`${request} goes on in ${storage.getStore()}`);
+				}),
+			);
+		}
+		// Started outside any context: none, even though the run before it ran in one.
+		manager.startTask({ moduleId: 'm' }, async () => {
+			seen.push(`d starts in ${storage.getStore()}`);
+		});
+
+		await manager.waitAll();
+		expect(seen).toEqual(['a starts in a', 'a goes on in a', 'b starts in b', 'b goes on in b', 'c starts in c', 'c goes on in c', 'd starts in undefined']);
+	});
+
+	it('is the one of its startTask call for a run whose function waits for its first write to land', async () => {
+		// Not a MemoryRunRegistry: writes land later, and a chosen id waits for its add.
+		const { manager } = createManager({ concurrency: 1 }, new ForwardingRegistry());
+		const storage = new AsyncLocalStorage<string>();
+		const seen: Array<string | undefined> = [];
+		for (const request of ['first', 'second']) {
+			storage.run(request, () => manager.startTask({ moduleId: 'm', runId: `run-${request}` }, async () => void seen.push(storage.getStore())));
+		}
+
+		await manager.waitAll();
+		expect(seen).toEqual(['first', 'second']);
 	});
 });
 
