@@ -7,7 +7,9 @@
  *   client → written  to the command's bytes leaving on the socket (ioredis)
  *   written → bytes   to the first bytes of the message on the child's subscriber socket (Redis)
  *   bytes → message   to the subscriber connection's `message` event (ioredis, in the child)
- *   message → done    to the run's signal aborting (runledger, in the child; 0 for the raw row)
+ *   message → abort() to the manager's call of AbortController#abort (runledger, in the child)
+ *   abort() → done    to the task's abort listener (Node's abort and event dispatch)
+ * (the last two are 0 for the raw row, which ends at the `message` event)
  * and the time Redis spent in the command itself: per script (SLOWLOG, threshold 0; the child's
  * writes of the cancelled runs included) and per command (`INFO commandstats`, usec per call).
  *
@@ -59,6 +61,13 @@ if (process.argv[2] === 'child') {
 		connection.prependListener('message', () => (lastBusMessage = hr()));
 		return connection;
 	};
+	// When the manager calls AbortController#abort: splits the last stage into runledger's part and Node's.
+	let lastAbortCall = 0;
+	const abort = AbortController.prototype.abort;
+	AbortController.prototype.abort = function (this: AbortController, reason?: unknown): void {
+		lastAbortCall = hr();
+		abort.call(this, reason);
+	};
 	const client = new Redis({ host: '127.0.0.1', port });
 	const bus = new RedisCancellationBus({ client, prefix: PREFIX });
 	const manager = new BackgroundTaskManager(new RedisRunRegistry({ client, prefix: PREFIX }), { bus, instanceId: 'child' });
@@ -66,7 +75,7 @@ if (process.argv[2] === 'child') {
 	await watchReads(raw, () => (lastRawRead = hr()));
 	raw.on('message', () => {
 		const at = hr();
-		send({ type: 'pong', bytes: lastRawRead, message: at, done: at });
+		send({ type: 'pong', bytes: lastRawRead, message: at, abortCall: at, done: at });
 	});
 	await raw.subscribe('stages:ping');
 	const runIds: string[] = [];
@@ -74,7 +83,7 @@ if (process.argv[2] === 'child') {
 		runIds.push(
 			manager.startTask({ moduleId: 'stages' }, ({ signal }) => new Promise((_resolve, reject) => {
 				signal.addEventListener('abort', () => {
-					send({ type: 'aborted', bytes: lastBusRead, message: lastBusMessage, done: hr() });
+					send({ type: 'aborted', bytes: lastBusRead, message: lastBusMessage, abortCall: lastAbortCall, done: hr() });
 					reject(signal.reason);
 				}, { once: true });
 			})),
@@ -96,14 +105,14 @@ if (process.argv[2] === 'child') {
 	const warmUp = 50;
 	const server = await startRedisServer();
 	const child = fork(fileURLToPath(import.meta.url), ['child', String(server.port), String(samples + warmUp)], { execArgv: process.execArgv });
-	let next: ((message: { bytes: number; message: number; done: number }) => void) | undefined;
+	let next: ((message: { bytes: number; message: number; abortCall: number; done: number }) => void) | undefined;
 	const runIds = await new Promise<string[]>((resolve) => {
-		child.on('message', (message: { type: string; runIds?: string[]; bytes: number; message: number; done: number }) => {
+		child.on('message', (message: { type: string; runIds?: string[]; bytes: number; message: number; abortCall: number; done: number }) => {
 			if (message.type === 'ready') resolve(message.runIds!);
 			else next?.(message);
 		});
 	});
-	const reply = (): Promise<{ bytes: number; message: number; done: number }> => new Promise((resolve) => (next = resolve));
+	const reply = (): Promise<{ bytes: number; message: number; abortCall: number; done: number }> => new Promise((resolve) => (next = resolve));
 
 	const client = new Redis({ host: '127.0.0.1', port: server.port });
 	const admin = new Redis({ host: '127.0.0.1', port: server.port });
@@ -119,16 +128,17 @@ if (process.argv[2] === 'child') {
 	}
 	const bus = new RedisCancellationBus({ client, prefix: PREFIX });
 	const manager = new BackgroundTaskManager(new RedisRunRegistry({ client, prefix: PREFIX }), { bus, instanceId: 'parent' });
-	type Stages = { lib: number[]; call: number[]; wire: number[]; parse: number[]; child: number[]; total: number[] };
-	const stages = (): Stages => ({ lib: [], call: [], wire: [], parse: [], child: [], total: [] });
+	type Stages = { lib: number[]; call: number[]; wire: number[]; parse: number[]; child: number[]; abort: number[]; total: number[] };
+	const stages = (): Stages => ({ lib: [], call: [], wire: [], parse: [], child: [], abort: [], total: [] });
 	const cancel = stages();
 	const pubsub = stages();
-	const record = (into: Stages, start: number, called: number, written: number, got: { bytes: number; message: number; done: number }): void => {
+	const record = (into: Stages, start: number, called: number, written: number, got: { bytes: number; message: number; abortCall: number; done: number }): void => {
 		into.lib.push((called - start) / 1000);
 		into.call.push((written - called) / 1000);
 		into.wire.push((got.bytes - written) / 1000);
 		into.parse.push((got.message - got.bytes) / 1000);
-		into.child.push((got.done - got.message) / 1000);
+		into.child.push((got.abortCall - got.message) / 1000);
+		into.abort.push((got.done - got.abortCall) / 1000);
 		into.total.push((got.done - start) / 1000);
 	};
 	await admin.config('RESETSTAT');
@@ -163,7 +173,8 @@ if (process.argv[2] === 'child') {
 		console.log(row('  client → written', s.call));
 		console.log(row('  written → bytes', s.wire));
 		console.log(row('  bytes → message', s.parse));
-		console.log(row('  message → done', s.child));
+		console.log(row('  message → abort()', s.child));
+		console.log(row('  abort() → done', s.abort));
 		console.log(row('  total', s.total));
 	}
 	console.log(`in Redis: EVALSHA ${usec('evalsha')} µs/call, FCALL ${usec('fcall')} µs/call, PUBLISH ${usec('publish')} µs/call`);
