@@ -597,7 +597,10 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 
 		if (execution.timeoutMs !== undefined) {
 			// Not unref'd: a run's own timer keeps the process alive until it fires or the run ends.
-			execution.timeoutTimer = setTimeout(() => this.#timeOut(execution), execution.timeoutMs);
+			// Armed in the run's async context, so that the abort it fires is heard there too.
+			const arm = (): NodeJS.Timeout => setTimeout(() => this.#timeOut(execution), execution.timeoutMs);
+			const { context } = execution;
+			execution.timeoutTimer = context === undefined ? arm() : context.runInAsyncScope(arm);
 		}
 
 		const task = execution.task!;

@@ -538,6 +538,25 @@ describe('the async context a task function runs in', () => {
 		expect(seen).toEqual(['a starts in a', 'a goes on in a', 'b starts in b', 'b goes on in b', 'c starts in c', 'c goes on in c', 'd starts in undefined']);
 	});
 
+	it('is the one its abort listener hears a timeout in', async () => {
+		const { manager } = createManager({ concurrency: 1 });
+		const storage = new AsyncLocalStorage<string>();
+		const heard: Array<string | undefined> = [];
+		for (const request of ['slow', 'timed']) {
+			storage.run(request, () =>
+				manager.startTask({ moduleId: 'm', ...(request === 'timed' ? { timeoutMs: 20 } : {}) }, ({ signal }) =>
+					request === 'slow'
+						? sleep(10)
+						: new Promise((resolve) => signal.addEventListener('abort', () => resolve(heard.push(storage.getStore())))),
+				),
+			);
+		}
+
+		await manager.waitAll();
+		// Armed when the run started, which the end of "slow" set off: still in "timed".
+		expect(heard).toEqual(['timed']);
+	});
+
 	it('is the one of its startTask call for a run whose function waits for its first write to land', async () => {
 		// Not a MemoryRunRegistry: writes land later, and a chosen id waits for its add.
 		const { manager } = createManager({ concurrency: 1 }, new ForwardingRegistry());
