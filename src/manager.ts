@@ -598,14 +598,12 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (execution.timeoutMs !== undefined) {
 			// Not unref'd: a run's own timer keeps the process alive until it fires or the run ends.
 			// Armed in the run's async context, so that the abort it fires is heard there too.
-			const arm = (): NodeJS.Timeout => setTimeout(() => this.#timeOut(execution), execution.timeoutMs);
-			const { context } = execution;
-			execution.timeoutTimer = context === undefined ? arm() : context.runInAsyncScope(arm);
+			execution.timeoutTimer = execution.runInAsyncScope(setTimeout, undefined, () => this.#timeOut(execution), execution.timeoutMs);
 		}
 
 		const task = execution.task!;
 		if (typeof task !== 'function') {
-			execution.dropTask();
+			execution.task = undefined;
 			Promise.resolve(task).then(
 				(value) => this.#finish(execution, 'completed', value),
 				(error: unknown) => this.#finish(execution, 'failed', error),
@@ -628,13 +626,11 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 	// Calls the task function of a run that holds its slot.
 	#invoke(execution: Execution): void {
 		const task = execution.task as TaskFunction;
-		const { context } = execution;
-		execution.dropTask();
+		execution.task = undefined;
 		let result: unknown;
 		try {
-			const runContext = new RunContext(execution, this.#reportProgress);
-			// In the caller's async context, not in the one of whatever freed the slot.
-			result = context === undefined ? task(runContext) : context.runInAsyncScope(task, undefined, runContext);
+			// In the async context of its startTask call, not in the one of whatever freed the slot.
+			result = execution.runInAsyncScope(task, undefined, new RunContext(execution, this.#reportProgress));
 		} catch (error) {
 			this.#settle(execution, 'failed', error);
 			return;
@@ -690,7 +686,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			return;
 		}
 
-		execution.dropTask();
+		execution.task = undefined;
 		this.#freeSlot(execution);
 		this.#afterChange(execution);
 		this.#drain();
@@ -846,7 +842,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#flushProgress(execution);
 		if (execution.timeoutTimer !== undefined) clearTimeout(execution.timeoutTimer);
 		execution.timeoutTimer = undefined;
-		execution.dropTask();
+		execution.task = undefined;
 
 		const patch: RunPatch = { status, completedAt: now };
 		if (status === 'completed') {
@@ -903,7 +899,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		// A run still waiting at its start gate never gets its function called.
 		if (execution.gated) {
 			execution.gated = false;
-			execution.dropTask();
+			execution.task = undefined;
 			this.#freeSlot(execution);
 			this.#drain();
 		}
