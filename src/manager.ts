@@ -39,6 +39,7 @@ import { changedView } from './run-view.js';
 import { RunWriter, isSameRun } from './run-writer.js';
 import {
 	type Run,
+	type RunErrorInfo,
 	type RunPatch,
 	type RunPriority,
 	type RunStatus,
@@ -606,7 +607,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			execution.task = undefined;
 			Promise.resolve(task).then(
 				(value) => this.#finish(execution, 'completed', value),
-				(error: unknown) => this.#finish(execution, 'failed', error),
+				(error: unknown) => this.#finish(execution, 'failed', toErrorInfo(error)),
 			);
 			return;
 		}
@@ -660,7 +661,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (execution.isTerminal) {
 			this.#afterChange(execution);
 		} else {
-			this.#finish(execution, status, outcome, now);
+			this.#finish(execution, status, status === 'completed' ? outcome : toErrorInfo(outcome), now);
 		}
 
 		this.#drain(now);
@@ -830,7 +831,8 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		this.#writer.enqueue(execution, { progress });
 	}
 
-	// Moves an active run to its terminal state at `now`, once. `outcome` is the result or the error.
+	// Moves an active run to its terminal state at `now`, once. `outcome` is the result, or for a
+	// failure or a cancel the error to record (a thrown value goes through toErrorInfo first).
 	#finish(execution: Execution, status: 'completed' | 'failed' | 'cancelled', outcome: unknown, now = Date.now()): void {
 		if (execution.isTerminal) return;
 		if (execution.abortedAtShutdown !== undefined) {
@@ -848,7 +850,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		if (status === 'completed') {
 			if (outcome !== undefined) patch.result = outcome;
 		} else {
-			patch.error = toErrorInfo(outcome);
+			patch.error = outcome as RunErrorInfo;
 		}
 
 		this.#applyTerminal(execution, changedView(execution.view, patch, now));
