@@ -7,6 +7,7 @@ import { ValidationError } from '../errors.js';
 import { MAX_TIMER_MS } from '../options.js';
 import type { Logger } from '../options.js';
 import type { Run } from '../run.js';
+import { MAX_LIST_LIMIT } from '../run-validation.js';
 
 /** What a request wants to do: what `authorize` is asked about. */
 export type TaskAction = 'list' | 'get' | 'cancel' | 'events';
@@ -80,9 +81,6 @@ export interface ResolvedTaskHandlerOptions {
 	readonly logger: Logger;
 }
 
-/** The highest `maxListLimit`: what every registry must accept as a `limit`. */
-export const MAX_LIST_LIMIT = 10_000;
-
 const noop = (): void => {};
 const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop };
 
@@ -99,6 +97,7 @@ export function resolveTaskHandlerOptions(options: TaskHandlerOptions = {}): Res
 	}
 
 	const maxListLimit = options.maxListLimit ?? 100;
+	// At most what every registry accepts as a `limit`.
 	if (!(Number.isInteger(maxListLimit) && maxListLimit >= 1 && maxListLimit <= MAX_LIST_LIMIT)) {
 		throw new ValidationError('maxListLimit', `an integer from 1 to ${MAX_LIST_LIMIT}`, maxListLimit);
 	}
