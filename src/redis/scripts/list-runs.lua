@@ -18,13 +18,14 @@ local function filter_arg(value)
 	return string.sub(value, 2)
 end
 local module_id, item_id, owner_id = filter_arg(ARGV[11]), filter_arg(ARGV[12]), filter_arg(ARGV[13])
-local statuses, status_keys = nil, {}
+-- The status filter as a set, and the index keys of its statuses.
+local statuses, filter_keys = nil, {}
 if ARGV[14] ~= '' then
 	statuses = {}
 	for status in string.gmatch(ARGV[14], '[^,]+') do
 		if not statuses[status] then
 			statuses[status] = true
-			table.insert(status_keys, P_STATUS .. status)
+			table.insert(filter_keys, status_key(status))
 		end
 	end
 end
@@ -44,7 +45,7 @@ local function consider(keys)
 	if n < size then sources, size = keys, n end
 	return n > 0
 end
-if statuses and not consider(status_keys) then return { 0 } end
+if statuses and not consider(filter_keys) then return { 0 } end
 if module_id and not consider({ P_MODULE .. module_id }) then return { 0 } end
 if item_id and not consider({ P_ITEM .. item_id }) then return { 0 } end
 if owner_id and not consider({ P_OWNER .. owner_id }) then return { 0 } end
