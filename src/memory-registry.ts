@@ -54,7 +54,8 @@ const storedLiveness = (): ((entry: RunEntry) => boolean) => isStored;
 const statusPredicates = Object.fromEntries(
 	STATUSES.map((status) => [status, (entry: RunEntry) => !entry.removed && entry.status === status]),
 ) as Record<RunStatus, (entry: RunEntry) => boolean>;
-const statusLiveness = (status: RunStatus): ((entry: RunEntry) => boolean) => statusPredicates[status];
+const statusBuckets = (): Record<RunStatus, OrderedIndex<RunEntry, Position>> =>
+	Object.fromEntries(STATUSES.map((status) => [status, new OrderedIndex<RunEntry, Position>(RunEntry.compareCreation, statusPredicates[status], byCreation)])) as Record<RunStatus, OrderedIndex<RunEntry, Position>>;
 const ownerLiveness =
 	(ownerId: string) =>
 	(entry: RunEntry): boolean =>
@@ -78,8 +79,10 @@ const ownerLiveness =
 export class MemoryRunRegistry implements RunRegistry {
 	// Every stored run by id; an entry here is never `removed`.
 	readonly #entries = new RunTable<RunEntry>();
-	// Runs by current status; a run leaves its bucket when its status moves on. No empty buckets.
-	readonly #byStatus = new Map<RunStatus, OrderedIndex<RunEntry, Position>>();
+	// Runs by current status; a run leaves its bucket when its status moves on. One bucket per
+	// status, kept while empty: dropping the running one whenever it empties would make and drop it
+	// (an allocation and two Map writes) at every start and end of a service running one run at a time.
+	readonly #byStatus = statusBuckets();
 	// Runs by moduleId, in creation order. No empty buckets.
 	readonly #byModule = new Map<string, OrderedIndex<RunEntry, Position>>();
 	// Runs by itemId, in creation order. No empty buckets.
@@ -245,7 +248,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		this.#makeRoom();
 		const entry = new RunEntry(run, this.#nextSeq++);
 		this.#entries.set(entry);
-		join(this.#byStatus, entry.status, entry, statusLiveness);
+		this.#byStatus[entry.status].insert(entry);
 		join(this.#byModule, entry.moduleId, entry, storedLiveness);
 		if (entry.itemId !== undefined) join(this.#byItem, entry.itemId, entry, storedLiveness);
 		if (entry.ownerId !== undefined) join(this.#byOwner, entry.ownerId, entry, ownerLiveness);
@@ -274,8 +277,8 @@ export class MemoryRunRegistry implements RunRegistry {
 		entry.stamp(patch.startedAt, patch.completedAt, now);
 
 		if (to !== from) {
-			leave(this.#byStatus, from);
-			join(this.#byStatus, to, entry, statusLiveness);
+			this.#byStatus[from].markDead();
+			this.#byStatus[to].insert(entry);
 			if (isTerminalStatus(to)) this.#ended.insert(entry);
 		}
 		if (entry.ownerId !== previousOwner) {
@@ -298,7 +301,7 @@ export class MemoryRunRegistry implements RunRegistry {
 
 		// Walk the smallest bucket that covers the query; every other filter is checked per run.
 		// With no filter, that is every status bucket, merged: no index of all runs is kept (8 bytes less per run).
-		let sources: Array<OrderedIndex<RunEntry, Position>> = [...this.#byStatus.values()];
+		let sources: Array<OrderedIndex<RunEntry, Position>> = Object.values(this.#byStatus);
 		let sourceSize = this.#entries.size;
 		const consider = (candidates: Array<OrderedIndex<RunEntry, Position> | undefined>): boolean => {
 			const buckets = candidates.filter((bucket) => bucket !== undefined);
@@ -310,7 +313,7 @@ export class MemoryRunRegistry implements RunRegistry {
 			return size > 0;
 		};
 		const possible =
-			(statuses === undefined || consider([...statuses].map((status) => this.#byStatus.get(status)))) &&
+			(statuses === undefined || consider([...statuses].map((status) => this.#byStatus[status]))) &&
 			(moduleId === undefined || consider([this.#byModule.get(moduleId)])) &&
 			(itemId === undefined || consider([this.#byItem.get(itemId)])) &&
 			(ownerId === undefined || consider([this.#byOwner.get(ownerId)]));
@@ -374,8 +377,7 @@ export class MemoryRunRegistry implements RunRegistry {
 		const now = Date.now();
 		const orphans: RunEntry[] = [];
 		for (const status of ['queued', 'running'] as const) {
-			const bucket = this.#byStatus.get(status);
-			if (bucket === undefined) continue;
+			const bucket = this.#byStatus[status];
 			for (let position = bucket.start; position < bucket.end; position++) {
 				const entry = bucket.at(position);
 				const ownerId = !entry.removed && entry.status === status ? entry.ownerId : undefined;
@@ -459,7 +461,7 @@ export class MemoryRunRegistry implements RunRegistry {
 			entry.slot = undefined;
 		}
 		this.#entries.delete(entry);
-		leave(this.#byStatus, entry.status);
+		this.#byStatus[entry.status].markDead();
 		leave(this.#byModule, entry.moduleId);
 		if (entry.itemId !== undefined) leave(this.#byItem, entry.itemId);
 		if (entry.ownerId !== undefined) leave(this.#byOwner, entry.ownerId);
