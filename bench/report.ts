@@ -7,7 +7,7 @@ import type { HeapResult } from './heap.js';
 import type { Machine } from './machine.js';
 import type { RedisResult } from './redis.js';
 import type { ScaleResult } from './scale.js';
-import { type Summary, fmt, fmtRatio, fmtSummary, ratioPerRound, table } from './stats.js';
+import { type Summary, fmt, fmtRatio, fmtSummary, median, ratioPerRound, table } from './stats.js';
 import type { ThroughputResult } from './throughput.js';
 
 export interface Report {
@@ -117,13 +117,18 @@ function targetTable(report: Report): string {
 function throughputTable(result: ThroughputResult): string {
 	const base = result.contenders.find((contender) => contender.key === 'p-limit(16)');
 	return table(
-		['Contender', 'µs per task: median (min–max)', 'vs p-limit(16), per round', 'tasks/s (median)'],
-		result.contenders.map((contender) => [
-			contender.label,
-			fmtSummary(contender.summary),
-			base === undefined ? '' : fmtRatio(ratioPerRound(contender.perTaskUs, base.perTaskUs)),
-			fmt(1e6 / contender.summary.median, 0),
-		]),
+		['Contender', 'µs per task: median (min–max)', 'vs p-limit(16), per round', 'tasks/s (median)', 'of which GC pauses, µs per task: median (share)', 'outside GC pauses: vs p-limit(16), per round'],
+		result.contenders.map((contender) => {
+			const gc = median(contender.gcUs);
+			return [
+				contender.label,
+				fmtSummary(contender.summary),
+				base === undefined ? '' : fmtRatio(ratioPerRound(contender.perTaskUs, base.perTaskUs)),
+				fmt(1e6 / contender.summary.median, 0),
+				`${fmt(gc)} (${fmt((100 * gc) / contender.summary.median, 0)} %)`,
+				base === undefined ? '' : fmtRatio(ratioPerRound(contender.outsideGcUs, base.outsideGcUs)),
+			];
+		}),
 	);
 }
 
@@ -225,6 +230,8 @@ The cancel latencies are one way, from \`cancelTask\` in one process to the sign
 		sections.push(`## 1. Trivial tasks: per-task time
 
 ${throughput.count.toLocaleString('en-US')} tasks \`async () => 1\` per timed run, ${throughput.rounds} rounds after one warm-up round. A runledger run is done when \`await manager.waitAll()\` resolves: every task settled and every state (queued, running, completed) written to the registry, with a listener on every lifecycle event. Each runledger run gets a fresh manager and registry; \`maxRuns\` is 200,000 unless said otherwise, so eviction is not what is measured (the *maxRuns 10k* row has the default 10,000).
+
+The last two columns split each timed run at its garbage-collection pauses (\`PerformanceObserver\` \`gc\` entries within the run, summed): the pauses per task, and what is left — the contender's own code and the runtime's work for it (promises, the event loop) — against the same for p-limit(16), per round.
 
 ${throughputTable(throughput)}`);
 	}

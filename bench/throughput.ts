@@ -1,7 +1,13 @@
 /**
  * Section 1: per-task time of trivial tasks, every contender in one process, the order rotated
  * each round, a full GC before each timed run. Ratios are taken within each round.
+ *
+ * Each timed run's garbage-collection pauses are summed too (`PerformanceObserver` on `gc`
+ * entries): what is left is the time spent running the contender's code and the runtime's.
  */
+import { type PerformanceEntry, PerformanceObserver, performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 import { type Summary, fullGc, now, rotate, summarize } from './stats.js';
 import type { Contender } from './workload.js';
 
@@ -11,6 +17,10 @@ export interface ContenderTimes {
 	/** µs per task, one per round, in round order. */
 	readonly perTaskUs: number[];
 	readonly summary: Summary;
+	/** Of `perTaskUs`, µs per task spent in garbage-collection pauses, per round. */
+	readonly gcUs: number[];
+	/** `perTaskUs` less `gcUs`, per round. */
+	readonly outsideGcUs: number[];
 }
 
 export interface ThroughputResult {
@@ -21,6 +31,13 @@ export interface ThroughputResult {
 
 export async function measureThroughput(contenders: readonly Contender[], count: number, rounds: number, log: (line: string) => void): Promise<ThroughputResult> {
 	const times = new Map<string, number[]>(contenders.map((contender) => [contender.key, []]));
+	const gcTimes = new Map<string, number[]>(contenders.map((contender) => [contender.key, []]));
+	// Pauses as [start, duration] in ms on performance.now()'s clock; delivered a turn or two late.
+	const pauses: Array<readonly [number, number]> = [];
+	const observer = new PerformanceObserver((list) => {
+		for (const entry of list.getEntries() as PerformanceEntry[]) pauses.push([entry.startTime, entry.duration]);
+	});
+	observer.observe({ entryTypes: ['gc'] });
 	// Round 0 is a warm-up (JIT, first allocations) and is not recorded.
 	for (let round = 0; round <= rounds; round++) {
 		const order = rotate(contenders, round);
@@ -28,23 +45,37 @@ export async function measureThroughput(contenders: readonly Contender[], count:
 		for (const contender of order) {
 			const prepared = await contender.prepare(count);
 			await fullGc();
+			await nextTurn();
+			pauses.length = 0;
+			const from = performance.now();
 			const start = now();
 			await prepared.run();
 			const elapsed = now() - start;
+			const to = performance.now();
 			await prepared.teardown?.();
+			await nextTurn();
+			await nextTurn();
 			const perTask = elapsed / count / 1000;
-			if (round > 0) times.get(contender.key)!.push(perTask);
+			let gcMs = 0;
+			for (const [at, duration] of pauses) if (at >= from && at < to) gcMs += Math.min(duration, to - at);
+			if (round > 0) {
+				times.get(contender.key)!.push(perTask);
+				gcTimes.get(contender.key)!.push((gcMs * 1000) / count);
+			}
 			line.push(`${contender.key} ${perTask.toFixed(2)}`);
 		}
 		log(`  ${round === 0 ? 'warm-up' : `round ${round}/${rounds}`}: ${line.join(', ')} µs/task`);
 	}
+	observer.disconnect();
 	// Per-round values are stored in round order whatever the rotation, so index i is round i for every contender.
 	return {
 		count,
 		rounds,
 		contenders: contenders.map((contender) => {
 			const perTaskUs = times.get(contender.key)!;
-			return { key: contender.key, label: contender.label, perTaskUs, summary: summarize(perTaskUs) };
+			const gcUs = gcTimes.get(contender.key)!;
+			const outsideGcUs = perTaskUs.map((us, index) => us - (gcUs[index] as number));
+			return { key: contender.key, label: contender.label, perTaskUs, summary: summarize(perTaskUs), gcUs, outsideGcUs };
 		}),
 	};
 }

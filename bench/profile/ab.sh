@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A/B of the working tree against a commit (default HEAD), both ways round to cancel the bias of
 # the slot each build runs in: prints the geometric mean of new/old over the two runs.
-#   bash bench/profile/ab.sh [commit] [--unlimited] [--rounds=N]
+#   bash bench/profile/ab.sh [commit] [--unlimited | --concurrency=N] [--rounds=N] [--wall]
 set -euo pipefail
 base=${1:-HEAD}; shift || true
 build() { npx esbuild "$1/src/index.ts" --bundle --platform=node --format=esm --loader:.lua=text --external:ioredis --log-level=warning --outfile="$2"; }

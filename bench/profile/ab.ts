@@ -7,7 +7,7 @@
  *
  *   npx esbuild src/index.ts --bundle --platform=node --format=esm --loader:.lua=text --external:ioredis --outfile=.tmp/ab/a.mjs
  *   (change src/) and the same with --outfile=.tmp/ab/b.mjs, then
- *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited] [--rounds=N] [--wall]
+ *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited | --concurrency=N] [--rounds=N] [--wall]
  * (bench/profile/ab.sh does all of it, both ways round.)
  */
 import { resolve } from 'node:path';
@@ -19,7 +19,7 @@ import { median } from '../stats.js';
 import { trivialTask } from '../workload.js';
 
 const args = process.argv.slice(2);
-const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : 16;
+const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : Number(args.find((arg) => arg.startsWith('--concurrency='))?.slice(14) ?? 16);
 const wall = args.includes('--wall');
 const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 12);
 const count = 100_000;

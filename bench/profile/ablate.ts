@@ -5,7 +5,7 @@
  *   node --expose-gc --import tsx bench/profile/ablate.ts [null|null-quiet|memory]
  */
 import { BackgroundTaskManager, MemoryRunRegistry, type RunRegistry } from '../../src/index.js';
-import { applyWriteNow } from '../../src/registry-internals.js';
+import { applyWriteNow, releaseSlot, type WriteSlot } from '../../src/registry-internals.js';
 import { LIFECYCLE_EVENTS } from '../contenders/naive-tracker.js';
 import { trivialTask } from '../workload.js';
 import { alternateWithPLimit } from './alternate.js';
@@ -16,7 +16,14 @@ const APPLIED = Object.freeze({ outcome: 'applied' as const });
 
 function nullRegistry(): RunRegistry {
 	const registry = new MemoryRunRegistry();
-	Object.defineProperty(registry, applyWriteNow, { value: () => APPLIED });
+	// Linked as the memory registry links them, so that the manager keeps no map of its own (see ActiveRuns).
+	Object.defineProperty(registry, applyWriteNow, {
+		value: (_write: unknown, slot: WriteSlot) => {
+			if (slot.owner !== undefined) slot.linked = true;
+			return APPLIED;
+		},
+	});
+	Object.defineProperty(registry, releaseSlot, { value: (slot: WriteSlot) => (slot.linked = false) });
 	return registry;
 }
 
