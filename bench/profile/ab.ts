@@ -7,7 +7,9 @@
  *
  *   npx esbuild src/index.ts --bundle --platform=node --format=esm --loader:.lua=text --external:ioredis --outfile=.tmp/ab/a.mjs
  *   (change src/) and the same with --outfile=.tmp/ab/b.mjs, then
- *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited | --concurrency=N] [--rounds=N] [--wall]
+ *   node --expose-gc --import tsx bench/profile/ab.ts [--unlimited | --concurrency=N] [--burst=N] [--rounds=N] [--wall]
+ * `--burst=N`: bursts of N tasks (default 100,000), as many as make 100,000 tasks per round, each
+ * on a fresh manager; small bursts get 20 warm-up rounds, since V8 needs them to optimise.
  * (bench/profile/ab.sh does all of it, both ways round.)
  */
 import { resolve } from 'node:path';
@@ -22,29 +24,36 @@ const args = process.argv.slice(2);
 const concurrency = args.includes('--unlimited') ? Number.POSITIVE_INFINITY : Number(args.find((arg) => arg.startsWith('--concurrency='))?.slice(14) ?? 16);
 const wall = args.includes('--wall');
 const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 12);
-const count = 100_000;
+const burst = Number(args.find((arg) => arg.startsWith('--burst='))?.slice(8) ?? 100_000);
+const bursts = Math.max(1, Math.round(100_000 / burst));
+const count = burst * bursts;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
 const load = async (name: string): Promise<typeof Runledger> => (await import(pathToFileURL(resolve('.tmp/ab', `${name}.mjs`)).href)) as typeof Runledger;
 const [a, b] = [await load('a'), await load('b')];
 
 async function time(library: typeof Runledger): Promise<number> {
-	const registry = new library.MemoryRunRegistry({ maxRuns: 200_000 });
-	const manager = new library.BackgroundTaskManager(registry, concurrency === Number.POSITIVE_INFINITY ? {} : { concurrency });
-	for (const event of LIFECYCLE_EVENTS) manager.on(event, () => {});
 	gc();
 	const start = process.cpuUsage();
-	const began = process.hrtime.bigint();
-	for (let index = 0; index < count; index++) manager.startTask({ moduleId: 'bench' }, trivialTask);
-	await manager.waitAll();
+	let elapsed = 0;
+	for (let index = 0; index < bursts; index++) {
+		const registry = new library.MemoryRunRegistry({ maxRuns: 200_000 });
+		const manager = new library.BackgroundTaskManager(registry, concurrency === Number.POSITIVE_INFINITY ? {} : { concurrency });
+		for (const event of LIFECYCLE_EVENTS) manager.on(event, () => {});
+		const began = process.hrtime.bigint();
+		for (let task = 0; task < burst; task++) manager.startTask({ moduleId: 'bench' }, trivialTask);
+		await manager.waitAll();
+		elapsed += Number(process.hrtime.bigint() - began) / 1e3;
+		await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
+	}
 	const { user, system } = process.cpuUsage(start);
-	const elapsed = Number(process.hrtime.bigint() - began) / 1e3;
-	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
 	return (wall ? elapsed : user + system) / count;
 }
 
-await time(a);
-await time(b);
+for (let warm = 0; warm < (bursts > 1 ? 20 : 1); warm++) {
+	await time(a);
+	await time(b);
+}
 const ratios: number[] = [];
 for (let round = 0; round < rounds; round++) {
 	// Alternate which goes first, so that neither always runs on the other's garbage.
