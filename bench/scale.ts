@@ -5,6 +5,7 @@
 import type { MemoryRunRegistry, RunQuery } from '../src/index.js';
 import { createMemoryManager, runMemory } from './contenders/runledger-memory.js';
 import { type Summary, now, quantile, settledHeap, summarize } from './stats.js';
+import { WARM_UP_TASKS } from './throughput.js';
 
 export interface ScaleRow {
 	readonly count: number;
@@ -58,6 +59,10 @@ export async function measureScale(sizes: ReadonlyArray<{ count: number; rounds:
 async function measureOnce(count: number, listingCalls: number): Promise<{ perTaskUs: number; bytesPerRun: number; listing: ListingRow[] | undefined }> {
 	const before = await settledHeap();
 	const { manager, registry } = createMemoryManager(16, Number.POSITIVE_INFINITY);
+	// After the collections of settledHeap, as the throughput section does (see WARM_UP_TASKS).
+	const warm = createMemoryManager(16, Number.POSITIVE_INFINITY).manager;
+	await runMemory(warm, WARM_UP_TASKS);
+	await warm.shutdown({ graceMs: 0, abortGraceMs: 0 });
 	const start = now();
 	await runMemory(manager, count);
 	const elapsed = now() - start;

@@ -4,12 +4,27 @@
  *
  * Each timed run's garbage-collection pauses are summed too (`PerformanceObserver` on `gc`
  * entries): what is left is the time spent running the contender's code and the runtime's.
+ *
+ * Between the GC and the timed run, each contender runs WARM_UP_TASKS untimed: a forced full
+ * collection drops the hidden classes of objects no longer alive (a finished run's records,
+ * say), and V8 throws away the optimised code that checked for them, so without it a timed run
+ * would begin by optimising its code again. A service sees that only after an idle spell.
  */
 import { type PerformanceEntry, PerformanceObserver, performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
 import { type Summary, fullGc, now, rotate, summarize } from './stats.js';
 import type { Contender } from './workload.js';
+
+/** Tasks each contender runs, untimed, between the full GC and its timed run. */
+export const WARM_UP_TASKS = 2_000;
+
+/** Runs `count` tasks through a fresh instance of `contender`, untimed. */
+export async function warmUp(contender: Contender, count = WARM_UP_TASKS): Promise<void> {
+	const prepared = await contender.prepare(count);
+	await prepared.run();
+	await prepared.teardown?.();
+}
 
 export interface ContenderTimes {
 	readonly key: string;
@@ -45,6 +60,7 @@ export async function measureThroughput(contenders: readonly Contender[], count:
 		for (const contender of order) {
 			const prepared = await contender.prepare(count);
 			await fullGc();
+			await warmUp(contender);
 			await nextTurn();
 			pauses.length = 0;
 			const from = performance.now();
