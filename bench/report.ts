@@ -252,7 +252,7 @@ ${scaleTables(scale)}`);
 	if (redis !== undefined) {
 		sections.push(`## 4. Redis
 
-${redis.count.toLocaleString('en-US')} jobs per timed run, concurrency 16, on this benchmark's own redis-server (loopback, \`--save '' --appendonly no\`), ${redis.rounds} rounds after a warm-up with a tenth of the jobs, FLUSHDB before each contender. Time runs from the first add to the last completion (runledger: \`waitAll()\`, every state written). *Commands executed in Redis* are \`INFO commandstats\` deltas over the timed window, which count the calls scripts make as well as the EVALSHA that runs them; *commands sent* are counted on the client (every ioredis command written, pipelined or not; BullMQ's connections included). *Bytes in Redis* is the \`used_memory\` delta with the runs left in Redis, connections closed.
+${redis.count.toLocaleString('en-US')} jobs per timed run, concurrency 16, on this benchmark's own redis-server (loopback, \`--save '' --appendonly no\`), ${redis.rounds} rounds after a warm-up with a tenth of the jobs, FLUSHDB before each contender. Time runs from the first add to the last completion (runledger: \`waitAll()\`, every state written). *Commands executed in Redis* are \`INFO commandstats\` deltas over the timed window, which count the calls scripts make as well as the EVALSHA or FCALL that runs them (a batch of many runs is one FCALL, hence the rounded 0.00); *commands sent* are counted on the client (every ioredis command written, pipelined or not; BullMQ's connections included). *Bytes in Redis* is the \`used_memory\` delta with the runs left in Redis, connections closed.
 
 ${redisTables(redis)}`);
 	}
