@@ -54,8 +54,11 @@ const storedLiveness = (): ((entry: RunEntry) => boolean) => isStored;
 const statusPredicates = Object.fromEntries(
 	STATUSES.map((status) => [status, (entry: RunEntry) => !entry.removed && entry.status === status]),
 ) as Record<RunStatus, (entry: RunEntry) => boolean>;
+// A bucket per status, each live for the runs in its status.
 const statusBuckets = (): Record<RunStatus, OrderedIndex<RunEntry, Position>> =>
-	Object.fromEntries(STATUSES.map((status) => [status, new OrderedIndex<RunEntry, Position>(RunEntry.compareCreation, statusPredicates[status], byCreation)])) as Record<RunStatus, OrderedIndex<RunEntry, Position>>;
+	Object.fromEntries(
+		STATUSES.map((status) => [status, new OrderedIndex<RunEntry, Position>(RunEntry.compareCreation, statusPredicates[status], byCreation)]),
+	) as Record<RunStatus, OrderedIndex<RunEntry, Position>>;
 const ownerLiveness =
 	(ownerId: string) =>
 	(entry: RunEntry): boolean =>
