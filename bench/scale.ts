@@ -3,9 +3,9 @@
  * Infinity): per-task time and heap per run at each size, and listing among the largest.
  */
 import type { MemoryRunRegistry, RunQuery } from '../src/index.js';
-import { createMemoryManager, runMemory } from './contenders/runledger-memory.js';
+import { createMemoryManager, runMemory, runledgerMemoryContender } from './contenders/runledger-memory.js';
 import { type Summary, now, quantile, settledHeap, summarize } from './stats.js';
-import { WARM_UP_TASKS } from './throughput.js';
+import { warmUp } from './throughput.js';
 
 export interface ScaleRow {
 	readonly count: number;
@@ -60,9 +60,7 @@ async function measureOnce(count: number, listingCalls: number): Promise<{ perTa
 	const before = await settledHeap();
 	const { manager, registry } = createMemoryManager(16, Number.POSITIVE_INFINITY);
 	// After the collections of settledHeap, as the throughput section does (see WARM_UP_TASKS).
-	const warm = createMemoryManager(16, Number.POSITIVE_INFINITY).manager;
-	await runMemory(warm, WARM_UP_TASKS);
-	await warm.shutdown({ graceMs: 0, abortGraceMs: 0 });
+	await warmUp(runledgerMemoryContender({ concurrency: 16 }));
 	const start = now();
 	await runMemory(manager, count);
 	const elapsed = now() - start;

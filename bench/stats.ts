@@ -2,6 +2,8 @@
  * Small statistics for the benchmark: medians, ranges, percentiles, and ratios taken per round.
  * Only ratios measured within one round (same process, same minute, same noise) are compared.
  */
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 /** The median of `values` (the mean of the two middle ones for an even count). NaN when empty. */
 export function median(values: readonly number[]): number {
@@ -93,4 +95,48 @@ export async function fullGc(): Promise<void> {
 export async function settledHeap(): Promise<number> {
 	await fullGc();
 	return process.memoryUsage().heapUsed;
+}
+
+/**
+ * The garbage-collection pauses that begin inside a window (`PerformanceObserver` `gc` entries),
+ * for splitting a timed run into collection and the rest. Entries arrive a turn or two late, so
+ * both ends of the window wait for them.
+ */
+export class GcPauses {
+	// Pauses as [start, duration] in ms on performance.now()'s clock.
+	readonly #pauses: Array<readonly [number, number]> = [];
+	readonly #observer = new PerformanceObserver((list) => {
+		for (const entry of list.getEntries()) this.#pauses.push([entry.startTime, entry.duration]);
+	});
+	#from = 0;
+	#to = 0;
+
+	constructor() {
+		this.#observer.observe({ entryTypes: ['gc'] });
+	}
+
+	/** Opens the window, once the pauses before it have been delivered and dropped. */
+	async begin(): Promise<void> {
+		await nextTurn();
+		this.#pauses.length = 0;
+		this.#from = performance.now();
+	}
+
+	/** Closes the window. */
+	end(): void {
+		this.#to = performance.now();
+	}
+
+	/** Milliseconds of pause within the window, once the pauses in it have been delivered. */
+	async totalMs(): Promise<number> {
+		await nextTurn();
+		await nextTurn();
+		let total = 0;
+		for (const [at, duration] of this.#pauses) if (at >= this.#from && at < this.#to) total += Math.min(duration, this.#to - at);
+		return total;
+	}
+
+	disconnect(): void {
+		this.#observer.disconnect();
+	}
 }

@@ -10,10 +10,7 @@
  * say), and V8 throws away the optimised code that checked for them, so without it a timed run
  * would begin by optimising its code again. A service sees that only after an idle spell.
  */
-import { type PerformanceEntry, PerformanceObserver, performance } from 'node:perf_hooks';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-
-import { type Summary, fullGc, now, rotate, summarize } from './stats.js';
+import { GcPauses, type Summary, fullGc, now, rotate, summarize } from './stats.js';
 import type { Contender } from './workload.js';
 
 /** Tasks each contender runs, untimed, between the full GC and its timed run. */
@@ -47,12 +44,7 @@ export interface ThroughputResult {
 export async function measureThroughput(contenders: readonly Contender[], count: number, rounds: number, log: (line: string) => void): Promise<ThroughputResult> {
 	const times = new Map<string, number[]>(contenders.map((contender) => [contender.key, []]));
 	const gcTimes = new Map<string, number[]>(contenders.map((contender) => [contender.key, []]));
-	// Pauses as [start, duration] in ms on performance.now()'s clock; delivered a turn or two late.
-	const pauses: Array<readonly [number, number]> = [];
-	const observer = new PerformanceObserver((list) => {
-		for (const entry of list.getEntries() as PerformanceEntry[]) pauses.push([entry.startTime, entry.duration]);
-	});
-	observer.observe({ entryTypes: ['gc'] });
+	const pauses = new GcPauses();
 	// Round 0 is a warm-up (JIT, first allocations) and is not recorded.
 	for (let round = 0; round <= rounds; round++) {
 		const order = rotate(contenders, round);
@@ -61,19 +53,14 @@ export async function measureThroughput(contenders: readonly Contender[], count:
 			const prepared = await contender.prepare(count);
 			await fullGc();
 			await warmUp(contender);
-			await nextTurn();
-			pauses.length = 0;
-			const from = performance.now();
+			await pauses.begin();
 			const start = now();
 			await prepared.run();
 			const elapsed = now() - start;
-			const to = performance.now();
+			pauses.end();
 			await prepared.teardown?.();
-			await nextTurn();
-			await nextTurn();
+			const gcMs = await pauses.totalMs();
 			const perTask = elapsed / count / 1000;
-			let gcMs = 0;
-			for (const [at, duration] of pauses) if (at >= from && at < to) gcMs += Math.min(duration, to - at);
 			if (round > 0) {
 				times.get(contender.key)!.push(perTask);
 				gcTimes.get(contender.key)!.push((gcMs * 1000) / count);
@@ -82,7 +69,7 @@ export async function measureThroughput(contenders: readonly Contender[], count:
 		}
 		log(`  ${round === 0 ? 'warm-up' : `round ${round}/${rounds}`}: ${line.join(', ')} µs/task`);
 	}
-	observer.disconnect();
+	pauses.disconnect();
 	// Per-round values are stored in round order whatever the rotation, so index i is round i for every contender.
 	return {
 		count,

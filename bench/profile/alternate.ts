@@ -4,6 +4,7 @@
  */
 import pLimit from 'p-limit';
 
+import { createMemoryManager, runMemory } from '../contenders/runledger-memory.js';
 import { trivialTask } from '../workload.js';
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -16,6 +17,16 @@ export async function timePLimit(count: number, concurrency: number): Promise<nu
 	for (let index = 0; index < count; index++) promises.push(limit(trivialTask));
 	await Promise.all(promises);
 	return Number(process.hrtime.bigint() - start) / 1e3 / count;
+}
+
+/** µs per task for `count` trivial tasks through the runledger memory contender at `concurrency` (a fresh manager and registry). */
+export async function timeRunledger(count: number, concurrency: number): Promise<number> {
+	const { manager } = createMemoryManager(concurrency, Math.max(200_000, count * 2));
+	const start = process.hrtime.bigint();
+	await runMemory(manager, count);
+	const perTask = Number(process.hrtime.bigint() - start) / 1e3 / count;
+	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
+	return perTask;
 }
 
 /** Runs `rounds` alternated pairs of p-limit(`concurrency`) and `contender` (µs per task), printing each ratio. */

@@ -9,45 +9,23 @@
  *
  *   node --expose-gc --import tsx --import ./scripts/lua-hooks.mjs bench/profile/burst-sizes.ts [--rounds=N]
  */
-import { PerformanceObserver, performance } from 'node:perf_hooks';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-
-import { createMemoryManager, runMemory } from '../contenders/runledger-memory.js';
-import { median } from '../stats.js';
-import { timePLimit } from './alternate.js';
+import { GcPauses, median } from '../stats.js';
+import { timePLimit, timeRunledger } from './alternate.js';
 
 const args = process.argv.slice(2);
 const rounds = Number(args.find((arg) => arg.startsWith('--rounds='))?.slice(9) ?? 9);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
-const pauses: Array<readonly [number, number]> = [];
-new PerformanceObserver((list) => {
-	for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.duration]);
-}).observe({ entryTypes: ['gc'] });
-
-async function timeRunledger(count: number): Promise<number> {
-	const { manager } = createMemoryManager(16, Math.max(200_000, count * 2));
-	const start = process.hrtime.bigint();
-	await runMemory(manager, count);
-	const perTask = Number(process.hrtime.bigint() - start) / 1e3 / count;
-	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
-	return perTask;
-}
+const pauses = new GcPauses();
 
 // Runs `measure` `repeat` times back to back; µs per task over all of them, and of that in GC pauses.
 async function timed(measure: () => Promise<number>, repeat: number, count: number): Promise<{ total: number; gc: number }> {
 	gc();
-	await nextTurn();
-	pauses.length = 0;
-	const from = performance.now();
+	await pauses.begin();
 	let total = 0;
 	for (let index = 0; index < repeat; index++) total += await measure();
-	const to = performance.now();
-	await nextTurn();
-	await nextTurn();
-	let gcMs = 0;
-	for (const [at, duration] of pauses) if (at >= from && at < to) gcMs += Math.min(duration, to - at);
-	return { total: total / repeat, gc: (gcMs * 1000) / (count * repeat) };
+	pauses.end();
+	return { total: total / repeat, gc: ((await pauses.totalMs()) * 1000) / (count * repeat) };
 }
 
 console.log(`burst size | p-limit(16) µs/task (GC) | runledger µs/task (GC) | ratio | ratio outside GC pauses   (medians of ${rounds} rounds)`);
@@ -56,13 +34,13 @@ for (const count of [100, 1_000, 10_000, 100_000]) {
 	const repeat = Math.max(1, Math.round(200_000 / count));
 	for (let warm = 0; warm < Math.max(3, 2_000_000 / count / repeat); warm++) {
 		await timePLimit(count, 16);
-		await timeRunledger(count);
+		await timeRunledger(count, 16);
 	}
 	const rows: Array<{ a: { total: number; gc: number }; b: { total: number; gc: number } }> = [];
 	for (let round = 0; round < rounds; round++) {
 		// The order swapped every round: whichever runs second inherits the first one's garbage.
 		const limit = (): Promise<{ total: number; gc: number }> => timed(() => timePLimit(count, 16), repeat, count);
-		const runledger = (): Promise<{ total: number; gc: number }> => timed(() => timeRunledger(count), repeat, count);
+		const runledger = (): Promise<{ total: number; gc: number }> => timed(() => timeRunledger(count, 16), repeat, count);
 		if (round % 2 === 0) {
 			const a = await limit();
 			rows.push({ a, b: await runledger() });
@@ -76,3 +54,4 @@ for (const count of [100, 1_000, 10_000, 100_000]) {
 		`${count.toLocaleString('en-US').padStart(10)} | ${m((row) => row.a.total)} (${m((row) => row.a.gc)}) | ${m((row) => row.b.total)} (${m((row) => row.b.gc)}) | ${m((row) => row.b.total / row.a.total)}× | ${m((row) => (row.b.total - row.b.gc) / (row.a.total - row.a.gc))}×`,
 	);
 }
+pauses.disconnect();
