@@ -1,11 +1,14 @@
 /**
- * What the route left for the memory targets could gain: the typed-array storage of
- * `typed-store.ts` (a sketch, not the library: a floor for that design) against `MemoryRunRegistry`
- * on the same writes, alternated in one process.
+ * The typed-array storage of `typed-store.ts` (a sketch, not the library) against
+ * `MemoryRunRegistry` on a burst's writes, alternated in one process.
  *
  * Both do a registry's work for a manager at concurrency 16: 100,000 adds (ids included), then
  * each run's start and completion as compare-and-sets that move it between status indexes, 16
- * running at a time; both keep the runs. `ablate.ts typed` puts the same sketch under a manager.
+ * running at a time; both keep the runs. The registry is given its write objects and slots (a
+ * manager makes those anyway), the sketch none, and the sketch leaves out much of the contract:
+ * what it saves is an upper bound. A registry built on columns to the whole contract was no faster
+ * than the object design (docs/benchmarks.md, *The storage route, built and measured*);
+ * `ablate.ts typed` puts the sketch under a manager.
  *
  *   node --expose-gc --import tsx bench/profile/typed-store-sketch.ts
  */

@@ -20,7 +20,7 @@ const APPLIED = Object.freeze({ outcome: 'applied' as const });
 const MISSED = Object.freeze({ outcome: 'missed' as const });
 
 /** A list of slot numbers that grows by doubling; a slot that leaves is counted, and dropped once those outnumber the rest. */
-export class SlotList {
+class SlotList {
 	items = new Int32Array(1024);
 	length = 0;
 	dead = 0;
