@@ -853,13 +853,14 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			patch.error = outcome as RunErrorInfo;
 		}
 
-		this.#applyTerminal(execution, changedView(execution.view, patch, now));
+		this.#applyTerminal(execution, changedView(execution.view, patch, now), true);
 		this.#writer.enqueue(execution, patch);
 		this.#afterChange(execution);
 	}
 
-	// Records a terminal view locally: counters, events. Writing is the caller's business.
-	#applyTerminal(execution: Execution, view: Run): void {
+	// Records a terminal view locally: counters, events. Writing is the caller's business; `written`
+	// says that this view is about to be written, so that its event may wait for the registry's answer.
+	#applyTerminal(execution: Execution, view: Run, written: boolean): void {
 		if (execution.view.status === 'queued') {
 			this.#queued--;
 			this.#countQueued(execution.moduleId, -1);
@@ -871,8 +872,9 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 		execution.view = view;
 		this.#countTerminal(view.status, 1);
 		// While this manager's lease may have lapsed, its runs may be reaped before their terminal
-		// write lands: the event waits for the registry's answer, so that listeners hear the stored state.
-		if (this.#housekeeping.leaseInDoubt()) execution.deferredEvent = true;
+		// write lands: the event waits for the registry's answer, so that listeners hear the stored
+		// state. A view read from the registry is that answer, and one never written has none to wait for.
+		if (written && this.#housekeeping.leaseInDoubt()) execution.deferredEvent = true;
 		else this.#emit(view.status as 'completed' | 'failed' | 'cancelled', view);
 	}
 
@@ -914,7 +916,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 					withoutStack(() => stored.status === 'cancelled' ? CancelledError.fromStored(runId, stored.error) : new RunledgerError(`Run "${runId}" was ended elsewhere (${stored.status})`, { code: 'ERR_ENDED_ELSEWHERE' })),
 				);
 				this.#clearTimers(execution);
-				this.#applyTerminal(execution, stored);
+				this.#applyTerminal(execution, stored, false);
 			} else {
 				if (stored.status !== execution.view.status) {
 					// Ended otherwise in the registry before this manager's terminal write landed: the counts follow the registry.
@@ -939,7 +941,7 @@ export class BackgroundTaskManager extends EventEmitter<BackgroundTaskManagerEve
 			this.#abort(execution, error);
 			this.#clearTimers(execution);
 			const now = Date.now();
-			this.#applyTerminal(execution, changedView(execution.view, { status: 'failed', error: ownErrorInfo(error), completedAt: now }, now));
+			this.#applyTerminal(execution, changedView(execution.view, { status: 'failed', error: ownErrorInfo(error), completedAt: now }, now), false);
 		}
 	}
 

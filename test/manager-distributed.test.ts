@@ -22,6 +22,7 @@ import {
 } from '../src/index.js';
 import { type Deferred, deferred, sleep, tick, until } from './support/deferred.js';
 import { type FailureMode, FlakyRegistry } from './support/flaky-registry.js';
+import { ForwardingRegistry } from './support/forwarding-registry.js';
 import { type Harness, createManager, shutdownManagersAfterEach } from './support/harness.js';
 import { RecordingLogger } from './support/logger.js';
 import { failOnUnhandledErrorsAfterEach } from './support/process-traps.js';
@@ -533,6 +534,46 @@ describe('owner leases', () => {
 		expect(a.events.terminal(runId).map((recorded) => recorded.event)).toEqual(['failed']);
 		expect(a.manager.getStats()).toMatchObject({ completed: 0, failed: 1 });
 	});
+
+	// A's own lease is in doubt here (its heartbeats fail): a terminal event of its own waits for the
+	// registry's answer to its write. A state read from the registry is that answer already.
+	for (const { finder, reaper } of [
+		{ finder: 'its reconcile', reaper: 'B' },
+		{ finder: 'its own reaper', reaper: 'A' },
+	] as const) {
+		it(`emits the terminal event of a run ${finder} finds ended elsewhere while its own lease is in doubt, not only at shutdown`, async () => {
+			class StallingHeartbeats extends ForwardingRegistry {
+				stalled = false;
+				override heartbeat(ownerId: string, ttlMs: number): Promise<void> {
+					return this.stalled ? Promise.reject(new Error('heartbeat lost')) : super.heartbeat(ownerId, ttlMs);
+				}
+			}
+			const registry = new MemoryRunRegistry();
+			const viewOfA = new StallingHeartbeats(registry);
+			const a = createManager({ instanceId: 'a', reconcileIntervalMs: reaper === 'B' ? 50 : NO_RECONCILE, ownerLease: { ttlMs: 200, reapIntervalMs: NO_RECONCILE } }, viewOfA);
+			const b = createManager({ instanceId: 'b', reconcileIntervalMs: NO_RECONCILE, ownerLease: { ttlMs: 200, reapIntervalMs: NO_RECONCILE } }, registry);
+			const task = signalTask();
+			const runId = a.manager.startTask({ moduleId: 'm' }, task.fn);
+			await task.called;
+			await a.manager.flush();
+
+			// A's heartbeats stop landing: its lease lapses in the registry, and A knows it may have.
+			viewOfA.stalled = true;
+			const reaping = reaper === 'B' ? b.manager : a.manager;
+			await until(async () => (await reaping.reapOrphans()).includes(runId), `${reaper} to reap the run of A`, 2000);
+
+			expect(((await abortReason(task, 'A to abort the reaped task')) as RunledgerError).code).toBe('ERR_ENDED_ELSEWHERE');
+			await until(() => a.events.terminal(runId).length > 0, "A's terminal event for the reaped run", 2000);
+			expect(a.events.terminal(runId).map((recorded) => recorded.event)).toEqual(['failed']);
+			expect(a.events.terminal(runId)[0]!.run.error!.name).toBe('OwnerLostError');
+
+			task.release.resolve('late result');
+			await a.manager.waitAll();
+			expect(a.events.terminal(runId).map((recorded) => recorded.event)).toEqual(['failed']);
+			expect(await registry.getRun(runId)).toMatchObject({ status: 'failed', error: { name: 'OwnerLostError' } });
+			expect(a.manager.getStats()).toMatchObject({ completed: 0, failed: 1 });
+		});
+	}
 
 	it('releases the lease at shutdown, so that a run left behind is reaped at once', async () => {
 		// A long ttl: only the release at shutdown can make the lease lapse within this test.
