@@ -478,6 +478,9 @@ describe.skipIf(redisUrl === null)('Redis faults: each test on a redis-server of
 			}),
 		);
 		await eventually('3 runs RUNNING in Redis', () => storedAll(r, before, (run) => run?.status === 'running'), 10_000);
+		// And the manager has the replies: a reply lost with the server would leave it unsure whether
+		// the add landed, and its retries would then be adds rather than the updates this test names.
+		await manager.flush();
 
 		// A crash, and no restart.
 		await server.stop('SIGKILL');
