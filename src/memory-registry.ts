@@ -383,7 +383,7 @@ export class MemoryRunRegistry implements RunRegistry {
 			const bucket = this.#byStatus[status];
 			for (let position = bucket.start; position < bucket.end; position++) {
 				const entry = bucket.at(position);
-				const ownerId = !entry.removed && entry.status === status ? entry.ownerId : undefined;
+				const ownerId = bucket.holds(entry) ? entry.ownerId : undefined;
 				if (ownerId !== undefined && !((this.#leases.get(ownerId) ?? 0) > now)) orphans.push(entry);
 			}
 		}

@@ -9,8 +9,8 @@
 import { BackgroundTaskManager, MemoryRunRegistry, type RunRegistry } from '../../src/index.js';
 import { applyWriteNow, releaseSlot, type WriteSlot } from '../../src/registry-internals.js';
 import { LIFECYCLE_EVENTS } from '../contenders/naive-tracker.js';
+import { runMemory } from '../contenders/runledger-memory.js';
 import { median } from '../stats.js';
-import { trivialTask } from '../workload.js';
 import { timePLimit } from './alternate.js';
 import { typedStoreRegistry } from './typed-store.js';
 
@@ -40,7 +40,7 @@ function nullRegistry(): RunRegistry {
 
 function registryFor(variant: Variant): RunRegistry {
 	if (variant === 'memory') return new MemoryRunRegistry({ maxRuns: 200_000 });
-	if (variant === 'typed') return typedStoreRegistry().registry;
+	if (variant === 'typed') return typedStoreRegistry();
 	return nullRegistry();
 }
 
@@ -48,8 +48,7 @@ async function time(variant: Variant): Promise<number> {
 	const manager = new BackgroundTaskManager(registryFor(variant), { concurrency: 16 });
 	if (variant !== 'null-quiet') for (const event of LIFECYCLE_EVENTS) manager.on(event, () => {});
 	const start = process.hrtime.bigint();
-	for (let index = 0; index < count; index++) manager.startTask({ moduleId: 'bench' }, trivialTask);
-	await manager.waitAll();
+	await runMemory(manager, count);
 	const perTask = Number(process.hrtime.bigint() - start) / 1e3 / count;
 	await manager.shutdown({ graceMs: 0, abortGraceMs: 0 });
 	return perTask;

@@ -128,7 +128,7 @@ export class TypedStore {
  * links them (the manager then keeps no map of its own). Only a manager's in-process writes work:
  * its other methods are the (empty) MemoryRunRegistry's.
  */
-export function typedStoreRegistry(): { readonly registry: RunRegistry; readonly store: TypedStore } {
+export function typedStoreRegistry(): RunRegistry {
 	const registry = new MemoryRunRegistry();
 	const store = new TypedStore();
 	Object.defineProperty(registry, newRunId, { value: () => store.newId() });
@@ -147,5 +147,5 @@ export function typedStoreRegistry(): { readonly registry: RunRegistry; readonly
 		},
 	});
 	Object.defineProperty(registry, releaseSlot, { value: (slot: WriteSlot) => (slot.linked = false) });
-	return { registry, store };
+	return registry;
 }
